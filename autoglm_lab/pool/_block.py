@@ -1,0 +1,92 @@
+"""`Block`: a handle to a contiguous run of pages holding one tensor."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ._errors import InvalidBlockError
+
+if TYPE_CHECKING:
+    from ._pool import PagedPool, _Segment
+
+__all__ = ["Block"]
+
+
+class Block:
+    """A live allocation of a `PagedPool`.
+
+    ``tensor`` is a view of the block's pages with the requested shape and dtype. Compaction may move
+    a block; its ``id`` stays, and ``block.tensor`` then views the new place with the same contents.
+    A tensor obtained *before* a move still points at the old pages and is stale: read
+    ``block.tensor`` again after compaction, or hold ``with pool.pin(block):`` while using a raw view.
+    """
+
+    __slots__ = ("id", "nbytes", "num_pages", "tag", "dtype", "shape", "created_s",
+                 "_pool", "_seg", "_start", "_slot", "_tensor", "_freed", "_pins", "__weakref__")
+
+    id: int
+    nbytes: int
+    num_pages: int
+    tag: str | None
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    created_s: float
+    _pool: PagedPool
+    _seg: _Segment
+    _start: int
+    _slot: int
+    _tensor: torch.Tensor | None
+    _freed: bool
+    _pins: int
+
+    @property
+    def first_page(self) -> int:
+        """Global index of the block's first page (changes when compaction moves it)."""
+        self._check_live("first_page")
+        return self._start
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        """A view of the block's pages, ``shape`` and ``dtype`` as allocated."""
+        view = self._tensor
+        if view is None:
+            self._check_live("tensor")
+            view = self._tensor = self._seg.view(self._start, self.nbytes, self.dtype, self.shape)
+        return view
+
+    @property
+    def freed(self) -> bool:
+        return self._freed
+
+    @property
+    def pinned(self) -> bool:
+        return self._pins > 0
+
+    @property
+    def segment(self) -> int:
+        """Position of the block's segment in the pool's segment list."""
+        self._check_live("segment")
+        return self._pool._segments.index(self._seg)
+
+    def free(self) -> None:
+        self._pool.free(self)
+
+    def _check_live(self, what: str) -> None:
+        if self._freed:
+            raise InvalidBlockError(
+                f"block {self.id} (tag={self.tag!r}) was freed; its {what} can no longer be used"
+            )
+
+    def __enter__(self) -> Block:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self._freed:
+            self._pool.free(self)
+
+    def __repr__(self) -> str:
+        state = "freed" if self._freed else f"pages {self._start}..{self._start + self.num_pages - 1}"
+        return (f"Block(id={self.id}, {tuple(self.shape)} {str(self.dtype).removeprefix('torch.')}, "
+                f"{self.nbytes} B, {self.num_pages} page(s), {state}, tag={self.tag!r})")

@@ -1,0 +1,194 @@
+"""`PoolConfig`: every knob of the pool and its compactor, validated in one place.
+
+The same validation runs for the constructor, for `PagedPool.configure(...)` and for every value
+that arrives from the dashboard, so a bad value is refused the same way wherever it comes from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["PoolConfig", "parse_size", "format_size", "LIVE_FIELDS"]
+
+_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(value: int | str, *, name: str = "size") -> int:
+    """Bytes from an int or a string such as ``"64KiB"``, ``"2MiB"``, ``"1.5GiB"`` or ``"4096"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} is not a size: give bytes as an int or a string like '64KiB'")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        if m and m.group(2).lower() in _UNITS:
+            nbytes = float(m.group(1)) * _UNITS[m.group(2).lower()]
+            if nbytes == int(nbytes):
+                return int(nbytes)
+        raise ValueError(
+            f"{name}={value!r} is not a size: use an int or a number with a unit "
+            f"(B, KiB, MiB, GiB, TiB, or KB, MB, GB), e.g. '64KiB'"
+        )
+    raise ValueError(f"{name}={value!r} has type {type(value).__name__}; expected int or str such as '64KiB'")
+
+
+def format_size(nbytes: int) -> str:
+    """The shortest exact binary-unit spelling of a size, e.g. ``65536 -> '64KiB'``."""
+    for unit, factor in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= factor and nbytes % factor == 0:
+            return f"{nbytes // factor}{unit}"
+    return f"{nbytes}B"
+
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "fit": ("first", "best"),
+    "coalesce": ("eager", "lazy"),
+    "compaction": ("off", "lazy", "eager"),
+    "compaction_strategy": ("two_finger", "sliding"),
+}
+MIN_PAGE = 64
+MAX_PAGE = 2**30
+
+# Fields that may change on a live pool; the others fix its storage and need a new pool.
+LIVE_FIELDS = frozenset({
+    "fit", "coalesce", "fragmentation_threshold_factor", "free_ratio_trigger",
+    "max_consecutive_failures", "defrag_interval_s", "compaction", "compaction_strategy",
+    "compaction_budget_bytes", "max_size", "event_capacity",
+})
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """Configuration of a `PagedPool`. Sizes take ints (bytes) or strings such as ``"64KiB"``.
+
+    page_size: bytes per page, a power of two from 64 B to 1 GiB (the source uses 2 MiB pages).
+    memory_pool_initial_size: bytes of the first segment, a multiple of ``page_size``.
+    max_size: the pool grows by segments up to this many bytes (>= the initial size).
+    segment_size: bytes of each later segment (default: the initial size); a request larger than
+        it gets a segment of its own size.
+    device: "auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N".
+    fit: "best" (smallest free run that fits) or "first" (lowest address that fits).
+    coalesce: "eager" merges neighbouring free runs on free; "lazy" only when an allocation needs
+        a larger run than the index holds.
+    fragmentation_threshold_factor: external fragmentation above which the periodic check
+        compacts (0.3 = 30 %; lower compacts more often).
+    free_ratio_trigger: on a failed allocation, compact if the free ratio is above this while the
+        largest free run is smaller than the request.
+    max_consecutive_failures: compact after this many failed allocations in a row.
+    defrag_interval_s: seconds between periodic checks (driven by ``pool.tick(now)``).
+    compaction: "off", "lazy" (only when an allocation fails) or "eager" (also background steps).
+    compaction_strategy: full-compaction strategy used by triggers: "two_finger" or "sliding".
+    compaction_budget_bytes: bytes per incremental step for background compaction; None means
+        the default step budget (2 MiB, about a millisecond of CPU copying).
+    event_capacity: length of the ring buffer of recent events.
+    """
+
+    page_size: int | str = "64KiB"
+    memory_pool_initial_size: int | str = "64MiB"
+    max_size: int | str | None = "256MiB"
+    segment_size: int | str | None = None
+    device: str = "auto"
+    fit: Literal["first", "best"] = "best"
+    coalesce: Literal["eager", "lazy"] = "eager"
+    fragmentation_threshold_factor: float = 0.3
+    free_ratio_trigger: float = 0.6
+    max_consecutive_failures: int = 3
+    defrag_interval_s: float = 30.0
+    compaction: Literal["off", "lazy", "eager"] = "lazy"
+    compaction_strategy: Literal["two_finger", "sliding"] = "two_finger"
+    compaction_budget_bytes: int | str | None = None
+    event_capacity: int = 4096
+    _validated: bool = field(default=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        page = parse_size(self.page_size, name="page_size")
+        if page < MIN_PAGE or page > MAX_PAGE or page & (page - 1):
+            raise ValueError(
+                f"page_size={self.page_size!r} ({page} bytes) is not allowed: "
+                f"use a power of two from 64B to 1GiB, e.g. '64KiB' or '2MiB'"
+            )
+        initial = parse_size(self.memory_pool_initial_size, name="memory_pool_initial_size")
+        if initial <= 0 or initial % page:
+            raise ValueError(
+                f"memory_pool_initial_size={self.memory_pool_initial_size!r} ({initial} bytes) is not "
+                f"allowed: use a positive multiple of page_size ({page} bytes)"
+            )
+        max_size = initial if self.max_size is None else parse_size(self.max_size, name="max_size")
+        if max_size < initial:
+            raise ValueError(
+                f"max_size={self.max_size!r} ({max_size} bytes) is not allowed: it must be at least "
+                f"memory_pool_initial_size ({initial} bytes)"
+            )
+        seg = initial if self.segment_size is None else parse_size(self.segment_size, name="segment_size")
+        if seg <= 0 or seg % page:
+            raise ValueError(
+                f"segment_size={self.segment_size!r} ({seg} bytes) is not allowed: use a positive "
+                f"multiple of page_size ({page} bytes)"
+            )
+        if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
+            raise ValueError(f"device={self.device!r} is not allowed: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        for name, allowed in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r} is not allowed: choose one of {', '.join(map(repr, allowed))}")
+        for name in ("fragmentation_threshold_factor", "free_ratio_trigger"):
+            _check_fraction(name, getattr(self, name))
+        _check_int(self.max_consecutive_failures, "max_consecutive_failures", low=1, high=1_000_000)
+        interval = self.defrag_interval_s
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0 \
+                or interval == float("inf"):
+            raise ValueError(f"defrag_interval_s={interval!r} is not allowed: use a finite number of seconds > 0")
+        budget = self.compaction_budget_bytes
+        budget_b = None if budget is None else parse_size(budget, name="compaction_budget_bytes")
+        if budget_b is not None and budget_b < page:
+            raise ValueError(
+                f"compaction_budget_bytes={budget!r} is not allowed: use None or at least one page "
+                f"({page} bytes)"
+            )
+        _check_int(self.event_capacity, "event_capacity", low=16, high=10_000_000)
+        # Normalise sizes to ints so everything downstream reads bytes.
+        set_ = object.__setattr__
+        set_(self, "page_size", page)
+        set_(self, "memory_pool_initial_size", initial)
+        set_(self, "max_size", max_size)
+        set_(self, "segment_size", seg)
+        set_(self, "compaction_budget_bytes", budget_b)
+        set_(self, "defrag_interval_s", float(interval))
+        set_(self, "fragmentation_threshold_factor", float(self.fragmentation_threshold_factor))
+        set_(self, "free_ratio_trigger", float(self.free_ratio_trigger))
+        set_(self, "_validated", True)
+
+    def replace(self, **changes: Any) -> PoolConfig:
+        """A new, validated config with ``changes`` applied; unknown names raise ``ValueError``."""
+        known = {f.name for f in dataclasses.fields(self) if not f.name.startswith("_")}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown PoolConfig field(s) {unknown}; known fields: {sorted(known)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("_")}
+
+    @property
+    def pages_per_segment(self) -> int:
+        return int(self.segment_size) // int(self.page_size)  # type: ignore[arg-type]
+
+
+def _check_fraction(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={value!r} is not allowed: use a number from 0.0 to 1.0")
+
+
+def _check_int(value: object, name: str, *, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name}={value!r} is not allowed: use an integer from {low} to {high}")

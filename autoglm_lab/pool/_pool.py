@@ -1,0 +1,610 @@
+"""`PagedPool`: device memory carved into fixed pages, handed out as contiguous runs of pages.
+
+```
+ segment 0 (memory_pool_initial_size)          segment 1 (grown on demand, up to max_size)
+ | b7 b7 b7 | .. .. | b2 | b9 b9 | .. .. .. |    | b4 b4 b4 b4 | .. .. .. .. .. .. .. |
+   page 0                                         page = segment_first_page + offset
+```
+
+Each segment is one uint8 torch tensor on the device; a block's tensor is a plain view of its pages.
+One re-entrant lock guards all state, so a simulator thread and widget callbacks can share a pool.
+Planning and triggering compaction live in `autoglm_lab.compactor`; this module owns the
+bookkeeping and the mechanism that applies a plan's moves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ._block import Block
+from ._config import LIVE_FIELDS, PoolConfig, format_size
+from ._errors import InvalidBlockError, PinnedBlockError, PoolExhausted
+from ._events import COMPACT_REASONS, EventKind, EventRing
+from ._freeindex import FreeRunIndex
+from ._snapshot import SNAPSHOT_VERSION, PoolSnapshot, build_page_arrays
+from ._stats import PoolStats
+
+if TYPE_CHECKING:
+    from ..compactor import CompactionReport
+
+__all__ = ["PagedPool", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+_ALLOC, _FREE, _FAIL = int(EventKind.ALLOC), int(EventKind.FREE), int(EventKind.FAIL)
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device for a config's ``device`` ("auto" picks CUDA when present)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} is not available: this torch sees no CUDA device; use 'cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r} is not available: {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} is not available; use 'cpu' or 'auto'")
+    return dev
+
+
+class _Segment:
+    """One device tensor carved into pages."""
+
+    __slots__ = ("sid", "first_page", "num_pages", "data", "used_pages", "_typed", "page_size")
+
+    def __init__(self, sid: int, first_page: int, num_pages: int, page_size: int, device: torch.device) -> None:
+        self.sid = sid
+        self.first_page = first_page
+        self.num_pages = num_pages
+        self.page_size = page_size
+        self.data = torch.empty(num_pages * page_size, dtype=torch.uint8, device=device)
+        self.used_pages = 0
+        self._typed: dict[torch.dtype, torch.Tensor] = {}
+
+    @property
+    def end_page(self) -> int:
+        return self.first_page + self.num_pages
+
+    def rows(self) -> torch.Tensor:
+        """The segment as a (num_pages, page_size) matrix of bytes."""
+        return self.data.view(self.num_pages, self.page_size)
+
+    def view(self, start: int, nbytes: int, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
+        offset = (start - self.first_page) * self.page_size
+        if dtype == torch.uint8:
+            return self.data[offset:offset + nbytes].view(shape)
+        typed = self._typed.get(dtype)
+        if typed is None:
+            typed = self._typed[dtype] = self.data.view(dtype)
+        item = dtype.itemsize
+        return typed[offset // item:(offset + nbytes) // item].view(shape)
+
+
+def _normalise_shape(shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, tuple | list | torch.Size):
+        raise TypeError(f"shape={shape!r} is not a shape: give an int or a tuple of non-negative ints")
+    for dim in shape:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
+            raise ValueError(f"shape={tuple(shape)!r} is not a shape: every dimension must be an int >= 0")
+    return tuple(shape)
+
+
+class PagedPool:
+    """A paged memory pool on one torch device. See the module docstring for the layout."""
+
+    def __init__(self, config: PoolConfig | None = None, **overrides: Any) -> None:
+        cfg = config if config is not None else PoolConfig()
+        if not isinstance(cfg, PoolConfig):
+            raise TypeError(f"config must be a PoolConfig, not {type(cfg).__name__}")
+        if overrides:
+            cfg = cfg.replace(**overrides)
+        self._config = cfg
+        self.device = resolve_device(cfg.device)
+        self.page_size: int = int(cfg.page_size)  # type: ignore[arg-type]
+        self._lock = threading.RLock()
+        self._t0 = time.perf_counter()
+        self._segments: list[_Segment] = []
+        self._seg_firsts: list[int] = []
+        self._next_sid = 0
+        self._index = FreeRunIndex(cfg.fit)
+        self._merge_on_free = cfg.coalesce == "eager"
+        self._blocks: dict[int, Block] = {}
+        self._next_id = 0
+        self._tags: dict[str | None, int] = {None: -1}
+        self._tag_names: list[str] = []
+        self.events = EventRing(cfg.event_capacity)
+        self.seq = 0
+        # block table, one slot per live block, as flat arrays the snapshot reads without a loop
+        self._slots_free: list[int] = []
+        self._b_id = array("q")
+        self._b_start = array("q")
+        self._b_pages = array("q")
+        self._b_nbytes = array("q")
+        self._b_tag = array("q")
+        self._b_pins = array("q")
+        self._b_created = array("d")
+        # accounting
+        self._used_pages = 0
+        self._requested_bytes = 0
+        self._pinned_blocks = 0
+        self._peak_used_pages = 0
+        self.num_allocs = 0
+        self.num_frees = 0
+        self.failed_allocations = 0
+        self.consecutive_failures = 0
+        # compaction accounting (written by autoglm_lab.compactor)
+        self.compactions = 0
+        self.compaction_bytes_moved = 0
+        self.compaction_pages_moved = 0
+        self.compaction_pause_s = 0.0
+        self.compactions_by_reason: dict[str, int] = {}
+        self.last_compaction_reason: str | None = None
+        self._policy_state: dict[str, Any] = {}
+        self._add_segment(int(cfg.memory_pool_initial_size) // self.page_size)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def config(self) -> PoolConfig:
+        return self._config
+
+    @property
+    def capacity_pages(self) -> int:
+        return self._index.total_pages
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self._index.total_pages * self.page_size
+
+    @property
+    def num_segments(self) -> int:
+        return len(self._segments)
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    def now(self) -> float:
+        """Seconds since the pool was created (the clock of events and ``created_s``)."""
+        return time.perf_counter() - self._t0
+
+    def blocks(self) -> list[Block]:
+        """The live blocks, in allocation order."""
+        with self._lock:
+            return list(self._blocks.values())
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def __repr__(self) -> str:
+        return (f"PagedPool({format_size(self.capacity_bytes)} on {self.device}, "
+                f"{self.capacity_pages} x {format_size(self.page_size)} pages, {len(self._blocks)} blocks, "
+                f"{self._index.free_pages} pages free)")
+
+    # ------------------------------------------------------------------ segments
+    def _add_segment(self, num_pages: int) -> _Segment:
+        first = self._index.total_pages
+        seg = _Segment(self._next_sid, first, num_pages, self.page_size, self.device)
+        self._next_sid += 1
+        self._segments.append(seg)
+        self._seg_firsts.append(first)
+        idx = self._index
+        idx.total_pages += num_pages
+        idx.barriers.add(first)
+        idx.barriers.add(first + num_pages)
+        if idx.fit == "first":
+            idx.reset(idx.total_pages, idx.barriers, list(idx.starts.items()) + [(first, num_pages)])
+        else:
+            idx.release(first, num_pages, merge=False)
+        return seg
+
+    def _segment_of(self, page: int) -> _Segment:
+        return self._segments[bisect_right(self._seg_firsts, page) - 1]
+
+    def _grow_for(self, pages: int) -> bool:
+        room = (int(self._config.max_size) - self.capacity_bytes) // self.page_size  # type: ignore[arg-type]
+        want = max(self._config.pages_per_segment, pages)
+        if want > room:
+            want = room
+        if want < pages:
+            return False
+        seg = self._add_segment(want)
+        self._record(EventKind.GROW, -1, seg.num_pages, 0.0, seg.sid)
+        log.debug("pool grew by %d pages (segment %d)", want, seg.sid)
+        return True
+
+    def release_empty_segments(self) -> int:
+        """Give back every empty segment but the first (the pool's ``empty_cache``). Returns bytes freed."""
+        with self._lock:
+            empty = [s for s in self._segments[1:] if s.used_pages == 0]
+            if not empty:
+                return 0
+            freed = sum(s.num_pages for s in empty) * self.page_size
+            keep = [s for s in self._segments if s.used_pages or s is self._segments[0]]
+            runs = self._index.merged_runs()
+            # renumber pages: every later segment (and its blocks and runs) shifts down
+            shift_of: dict[int, int] = {}
+            first = 0
+            for seg in keep:
+                shift_of[seg.sid] = seg.first_page - first
+                first += seg.num_pages
+            new_runs = []
+            for start, length in runs:
+                seg = self._segment_of(start)
+                if seg.sid in shift_of:
+                    new_runs.append((start - shift_of[seg.sid], length))
+            for blk in self._blocks.values():
+                shift = shift_of[blk._seg.sid]
+                if shift:
+                    blk._start -= shift
+                    self._b_start[blk._slot] = blk._start
+            first = 0
+            for seg in keep:
+                seg.first_page = first
+                first += seg.num_pages
+            self._segments = keep
+            self._seg_firsts = [s.first_page for s in keep]
+            barriers = set(self._seg_firsts) | {s.end_page for s in keep}
+            self._index.reset(first, barriers, new_runs)
+            self._index.dirty = False
+            for seg in empty:
+                self._record(EventKind.RELEASE, -1, seg.num_pages, 0.0, seg.sid)
+            self.seq += 1
+            return freed
+
+    # ------------------------------------------------------------------ alloc / free
+    def alloc(self, shape: int | Sequence[int] | torch.Size, dtype: torch.dtype = torch.float32, *,
+              tag: str | None = None) -> Block:
+        """A block whose ``tensor`` is a view of ``shape`` and ``dtype`` on the pool's pages."""
+        dims = _normalise_shape(shape)
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"dtype={dtype!r} is not a torch.dtype (e.g. torch.float16)")
+        return self._alloc(math.prod(dims) * dtype.itemsize, dtype, dims, tag)
+
+    def alloc_bytes(self, nbytes: int, *, tag: str | None = None) -> Block:
+        """A block of ``nbytes`` bytes whose ``tensor`` is a uint8 vector."""
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+            raise ValueError(f"nbytes={nbytes!r} is not allowed: give an int >= 0")
+        return self._alloc(nbytes, torch.uint8, (nbytes,), tag)
+
+    def _alloc(self, nbytes: int, dtype: torch.dtype, shape: tuple[int, ...], tag: str | None) -> Block:
+        if tag is not None and not isinstance(tag, str):
+            raise TypeError(f"tag={tag!r} must be a str or None")
+        pages = -(-nbytes // self.page_size) or 1
+        with self._lock:
+            t0 = time.perf_counter()
+            start = self._index.take(pages)
+            if start < 0:
+                start = self._alloc_slow(pages, nbytes)
+            seg = self._segment_of(start)
+            seg.used_pages += pages
+            blk = Block.__new__(Block)
+            bid = self._next_id
+            self._next_id = bid + 1
+            blk.id = bid
+            blk.nbytes = nbytes
+            blk.num_pages = pages
+            blk.tag = tag
+            blk.dtype = dtype
+            blk.shape = shape
+            blk._pool = self
+            blk._seg = seg
+            blk._start = start
+            blk._tensor = None
+            blk._freed = False
+            blk._pins = 0
+            blk.created_s = t0 - self._t0
+            tag_id = self._tags.get(tag)
+            if tag_id is None:
+                tag_id = self._tags[tag] = len(self._tag_names)
+                self._tag_names.append(tag)  # type: ignore[arg-type]
+            if self._slots_free:
+                slot = self._slots_free.pop()
+                self._b_id[slot] = bid
+                self._b_start[slot] = start
+                self._b_pages[slot] = pages
+                self._b_nbytes[slot] = nbytes
+                self._b_tag[slot] = tag_id
+                self._b_pins[slot] = 0
+                self._b_created[slot] = blk.created_s
+            else:
+                slot = len(self._b_id)
+                self._b_id.append(bid)
+                self._b_start.append(start)
+                self._b_pages.append(pages)
+                self._b_nbytes.append(nbytes)
+                self._b_tag.append(tag_id)
+                self._b_pins.append(0)
+                self._b_created.append(blk.created_s)
+            blk._slot = slot
+            self._blocks[bid] = blk
+            used = self._used_pages = self._used_pages + pages
+            if used > self._peak_used_pages:
+                self._peak_used_pages = used
+            self._requested_bytes += nbytes
+            self.num_allocs += 1
+            self.consecutive_failures = 0
+            self.seq += 1
+            self.events.append((t0 - self._t0, _ALLOC, bid, pages, time.perf_counter() - t0, 0))
+            return blk
+
+    def _alloc_slow(self, pages: int, nbytes: int) -> int:
+        """No indexed run fits: lazy merge, grow, then compaction triggers; else PoolExhausted."""
+        idx = self._index
+        if idx.merge_all():
+            start = idx.take(pages)
+            if start >= 0:
+                return start
+        if self._grow_for(pages):
+            start = idx.take(pages)
+            if start >= 0:
+                return start
+        self.failed_allocations += 1
+        self.consecutive_failures += 1
+        if self._config.compaction != "off":
+            from ..compactor import _policy  # compaction is a layer above; imported on first need
+
+            start = _policy.on_alloc_failure(self, pages)
+            if start >= 0:
+                return start
+        largest = idx.largest()
+        self._record(EventKind.FAIL, -1, pages, 0.0, 0)
+        raise PoolExhausted(
+            f"cannot allocate {pages} page(s) ({nbytes} bytes as {format_size(self.page_size)} pages): "
+            f"{idx.free_pages} page(s) free of {idx.total_pages}, largest free run {largest} page(s), "
+            f"pool at max_size {format_size(int(self._config.max_size))}"  # type: ignore[arg-type]
+            + ("" if self._config.compaction != "off" else "; compaction is off"),
+            pages_requested=pages, free_pages=idx.free_pages, largest_free_run=largest,
+        )
+
+    def _check_own(self, block: Any, what: str) -> Block:
+        if not isinstance(block, Block):
+            raise TypeError(f"{what} expects a Block from this pool, got {type(block).__name__}")
+        if block._pool is not self:
+            raise InvalidBlockError(f"block {block.id} belongs to another pool")
+        if block._freed:
+            raise InvalidBlockError(f"block {block.id} (tag={block.tag!r}) was already freed; {what} needs a live block")
+        return block
+
+    def free(self, block: Block) -> None:
+        """Return a block's pages to the pool. Freeing twice raises `InvalidBlockError`."""
+        with self._lock:
+            t0 = time.perf_counter()
+            blk = self._check_own(block, "free")
+            if blk._pins:
+                raise PinnedBlockError(f"block {blk.id} is pinned; leave its pool.pin(...) before freeing it")
+            pages = blk.num_pages
+            self._index.release(blk._start, pages, merge=self._merge_on_free)
+            blk._seg.used_pages -= pages
+            blk._freed = True
+            blk._tensor = None
+            del self._blocks[blk.id]
+            slot = blk._slot
+            self._b_pages[slot] = 0
+            self._b_id[slot] = -1
+            self._slots_free.append(slot)
+            self._used_pages -= pages
+            self._requested_bytes -= blk.nbytes
+            self.num_frees += 1
+            self.seq += 1
+            self.events.append((t0 - self._t0, _FREE, blk.id, pages, time.perf_counter() - t0, 0))
+
+    @contextlib.contextmanager
+    def pin(self, block: Block) -> Iterator[Block]:
+        """Keep ``block`` in place (compaction will not move it) while the ``with`` body runs."""
+        with self._lock:
+            blk = self._check_own(block, "pin")
+            if blk._pins == 0:
+                self._pinned_blocks += 1
+            blk._pins += 1
+            self._b_pins[blk._slot] = blk._pins
+            self.seq += 1
+        try:
+            yield blk
+        finally:
+            with self._lock:
+                blk._pins -= 1
+                if not blk._freed:
+                    self._b_pins[blk._slot] = blk._pins
+                if blk._pins == 0:
+                    self._pinned_blocks -= 1
+                self.seq += 1
+
+    # ------------------------------------------------------------------ config
+    def configure(self, **changes: Any) -> PoolConfig:
+        """Change live settings (fit, coalesce, compaction fields, max_size); validated like the
+        constructor, applied atomically, effective at the next allocation or tick."""
+        fixed = sorted(set(changes) - LIVE_FIELDS)
+        if fixed:
+            raise ValueError(
+                f"{fixed} cannot change on a live pool (they fix its storage); build a new PagedPool. "
+                f"Live fields: {sorted(LIVE_FIELDS)}"
+            )
+        with self._lock:
+            new = self._config.replace(**changes)
+            if int(new.max_size) < self.capacity_bytes:  # type: ignore[arg-type]
+                raise ValueError(
+                    f"max_size={changes.get('max_size')!r} is below the pool's current capacity "
+                    f"({self.capacity_bytes} bytes); release segments first"
+                )
+            old = self._config
+            self._config = new
+            if new.fit != old.fit:
+                self._index.fit = new.fit
+            self._merge_on_free = new.coalesce == "eager"
+            if new.event_capacity != old.event_capacity:
+                self.events.resize(new.event_capacity)
+            self.seq += 1
+            self._record(EventKind.CONFIG, -1, 0, 0.0, 0)
+            return new
+
+    # ------------------------------------------------------------------ compaction façade
+    def compact(self, strategy: str = "two_finger", *, budget_bytes: int | str | None = None,
+                num_pages: int | None = None) -> CompactionReport:
+        """Move live blocks to close holes; see `autoglm_lab.compactor.compact`."""
+        from ..compactor import compact
+
+        return compact(self, strategy=strategy, budget_bytes=budget_bytes, num_pages=num_pages)
+
+    def tick(self, now: float | None = None) -> CompactionReport | None:
+        """Run the periodic trigger (and eager background steps); ``now`` defaults to ``pool.now()``."""
+        from ..compactor import _policy
+
+        return _policy.tick(self, self.now() if now is None else now)
+
+    # ------------------------------------------------------------------ mechanism used by the compactor
+    def _record(self, kind: EventKind, block_id: int, pages: int, latency_s: float, info: int) -> None:
+        self.events.append((self.now(), int(kind), block_id, pages, latency_s, info))
+
+    def _record_compaction(self, reason: str, pages: int, bytes_moved: int, pause_s: float) -> None:
+        self.compactions += 1
+        self.compaction_pages_moved += pages
+        self.compaction_bytes_moved += bytes_moved
+        self.compaction_pause_s += pause_s
+        self.compactions_by_reason[reason] = self.compactions_by_reason.get(reason, 0) + 1
+        self.last_compaction_reason = reason
+        self._record(EventKind.COMPACT, -1, pages, pause_s, COMPACT_REASONS.index(reason))
+
+    def _relocate(self, moves: Sequence[tuple[int, int, int]]) -> None:
+        """Bookkeeping of moves already copied: (block id, old first page, new first page), in order."""
+        idx = self._index
+        for bid, src, dst in moves:
+            blk = self._blocks[bid]
+            assert blk._start == src and not blk._pins, (bid, src, blk._start)
+            idx.release(src, blk.num_pages, merge=True)
+            idx.carve(dst, blk.num_pages)
+            blk._start = dst
+            blk._tensor = None
+            self._b_start[blk._slot] = dst
+        self.seq += 1
+
+    # ------------------------------------------------------------------ views of the state
+    def _table(self) -> tuple[np.ndarray, ...]:
+        """Live rows of the block table, sorted by first page: id, start, pages, nbytes, tag, pins, created."""
+        pages = np.frombuffer(self._b_pages, dtype=np.int64)
+        live = np.flatnonzero(pages > 0)
+        cols = [np.frombuffer(a, dtype=np.int64)[live] for a in
+                (self._b_id, self._b_start, self._b_pages, self._b_nbytes, self._b_tag, self._b_pins)]
+        cols.append(np.frombuffer(self._b_created, dtype=np.float64)[live])
+        del pages
+        order = np.argsort(cols[1], kind="stable")
+        return tuple(c[order] for c in cols)
+
+    def stats(self) -> PoolStats:
+        with self._lock:
+            idx = self._index
+            if idx.dirty:
+                runs = idx.merged_runs()
+                free_runs = len(runs)
+                largest = max((r[1] for r in runs), default=0)
+            else:
+                free_runs = len(idx)
+                largest = idx.largest()
+            free = idx.free_pages
+            cap = idx.total_pages
+            used = self._used_pages
+            ps = self.page_size
+            waste = used * ps - self._requested_bytes
+            return PoolStats(
+                page_size=ps, capacity_bytes=cap * ps, used_bytes=used * ps, free_bytes=free * ps,
+                capacity_pages=cap, used_pages=used, free_pages=free,
+                requested_bytes=self._requested_bytes, internal_waste_bytes=waste,
+                num_blocks=len(self._blocks), pinned_blocks=self._pinned_blocks,
+                free_runs=free_runs, largest_free_run_pages=largest, largest_free_run_bytes=largest * ps,
+                external_fragmentation=(1.0 - largest / free) if free else 0.0,
+                internal_fragmentation=(waste / (used * ps)) if used else 0.0,
+                utilisation=self._requested_bytes / (cap * ps) if cap else 0.0,
+                num_segments=len(self._segments), num_allocs=self.num_allocs, num_frees=self.num_frees,
+                failed_allocations=self.failed_allocations, consecutive_failures=self.consecutive_failures,
+                peak_used_bytes=self._peak_used_pages * ps, compactions=self.compactions,
+                compaction_bytes_moved=self.compaction_bytes_moved,
+                compaction_pages_moved=self.compaction_pages_moved,
+                compaction_pause_s=self.compaction_pause_s,
+                last_compaction_reason=self.last_compaction_reason,
+                compactions_by_reason=dict(self.compactions_by_reason),
+            )
+
+    def snapshot(self) -> PoolSnapshot:
+        """The versioned record every view reads; O(pages + blocks) numpy work under the lock."""
+        with self._lock:
+            bid, start, pages, nbytes, tag, pins, created = self._table()
+            seg_first = np.asarray(self._seg_firsts, dtype=np.int64)
+            seg_pages = np.asarray([s.num_pages for s in self._segments], dtype=np.int64)
+            tail_partial = (pages * self.page_size) > nbytes
+            state, page_block, page_tag, page_seg = build_page_arrays(
+                self.capacity_pages, start, pages, bid, tag, pins > 0, tail_partial, seg_first)
+            return PoolSnapshot(
+                version=SNAPSHOT_VERSION, seq=self.seq, time_s=self.now(), page_size=self.page_size,
+                device=str(self.device), page_state=state, page_block=page_block, page_tag=page_tag,
+                page_segment=page_seg, segment_first_page=seg_first, segment_num_pages=seg_pages,
+                block_id=bid, block_first_page=start, block_num_pages=pages, block_nbytes=nbytes,
+                block_tag=tag.astype(np.int32), block_pinned=pins > 0, block_created_s=created,
+                tags=tuple(self._tag_names), stats=self.stats(), events=self.events.arrays(),
+                events_total=self.events.total,
+            )
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if accounting, block placement or the free index is inconsistent."""
+        with self._lock:
+            cap = self.capacity_pages
+            idx = self._index
+            if self._used_pages + idx.free_pages != cap:
+                raise AssertionError(f"used {self._used_pages} + free {idx.free_pages} pages != capacity {cap}")
+            bid, start, pages, nbytes, _tag, pins, _ = self._table()
+            if len(bid) != len(self._blocks):
+                raise AssertionError(f"block table has {len(bid)} live rows, pool has {len(self._blocks)} blocks")
+            if int(pages.sum()) != self._used_pages:
+                raise AssertionError(f"blocks hold {int(pages.sum())} pages, accounting says {self._used_pages}")
+            if int(nbytes.sum()) != self._requested_bytes:
+                raise AssertionError("requested bytes disagree with the block table")
+            if start.size and (np.any(start[1:] < start[:-1] + pages[:-1]) or start[0] < 0
+                               or start[-1] + pages[-1] > cap):
+                raise AssertionError("blocks overlap or lie outside the pool")
+            for b, s, p in zip(bid.tolist(), start.tolist(), pins.tolist(), strict=True):
+                blk = self._blocks.get(b)
+                if blk is None or blk._start != s or blk._freed or blk._pins != p:
+                    raise AssertionError(f"block {b}: table and handle disagree")
+                seg = self._segment_of(s)
+                if seg is not blk._seg or s + blk.num_pages > seg.end_page:
+                    raise AssertionError(f"block {b} crosses or left its segment")
+            diff = np.zeros(cap + 1, dtype=np.int64)
+            diff[start] += 1
+            diff[start + pages] -= 1
+            used = np.cumsum(diff[:-1]) > 0
+            free_mark = np.zeros(cap, dtype=np.int64)
+            for s, n in idx.starts.items():
+                if s < 0 or s + n > cap or n <= 0:
+                    raise AssertionError(f"free run {s}+{n} outside the pool")
+                if self._segment_of(s) is not self._segment_of(s + n - 1):
+                    raise AssertionError(f"free run {s}+{n} crosses a segment boundary")
+                free_mark[s:s + n] += 1
+            if np.any(free_mark > 1):
+                raise AssertionError("free runs overlap")
+            if np.any((free_mark == 1) == used):
+                bad = int(np.flatnonzero((free_mark == 1) == used)[0])
+                raise AssertionError(f"page {bad}: free index and block table disagree")
+            if not idx.dirty and self._merge_on_free and len(idx.merged_runs()) != len(idx):
+                raise AssertionError("eager coalescing left neighbouring free runs unmerged")
+            for length, bucket in idx.by_len.items():
+                if any(idx.starts.get(s) != length for s in bucket):
+                    raise AssertionError("length buckets disagree with the runs")
+            if sorted(idx.by_len) != idx.lens:
+                raise AssertionError("sorted length list disagrees with the buckets")
+            for seg in self._segments:
+                n = int(used[seg.first_page:seg.end_page].sum())
+                if n != seg.used_pages:
+                    raise AssertionError(f"segment {seg.sid}: {seg.used_pages} used pages recorded, {n} found")

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up everything autoglm_lab needs in ./.venv (idempotent; fast when already done).
+#   scripts/setup.sh          runtime + test/dev tools
+# Environment: PYTHON (default python3), AUTOGLM_TORCH (torch requirement to install first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=.venv
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
+# torch first: without a GPU take the CPU build (a bare 'torch' pulls GBs of CUDA packages).
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    TORCH_REQ=${AUTOGLM_TORCH:-"torch>=2.2,<3"}
+    $PIP install "$TORCH_REQ"
+  else
+    TORCH_REQ=${AUTOGLM_TORCH:-"torch==2.13.0"}
+    # the CPU wheel: found locally where one is provided (find-links), else from the CPU index
+    $PIP install "$TORCH_REQ" 2>/dev/null || $PIP install "$TORCH_REQ" --index-url https://download.pytorch.org/whl/cpu
+  fi
+fi
+# the package itself (editable) with its test and dev tools; the build hook bundles js/ with npm
+$PIP install -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+"$VENV/bin/python" -c "import autoglm_lab, torch; print('autoglm_lab', autoglm_lab.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"

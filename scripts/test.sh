@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up, then run the whole test suite: lint, Python tests (pool, compactor, workload, widget,
+# notebooks under nbval, the real-browser end-to-end test) and the JS unit tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+VENV=.venv
+echo "== ruff"
+"$VENV/bin/ruff" check autoglm_lab tests benchmarks
+if [ -f js/package.json ]; then
+  echo "== js unit tests (vitest)"
+  (cd js && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test --silent)
+fi
+if [ -x scripts/browser-deps.sh ]; then
+  scripts/browser-deps.sh
+fi
+echo "== pytest"
+"$VENV/bin/python" -m pytest "$@"
