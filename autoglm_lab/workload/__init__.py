@@ -1,0 +1,23 @@
+"""The serving workload: an LLM server simulator whose KV cache lives in a `PagedPool`.
+
+```python
+sim = ServingSim(pool, ServingConfig(kv_layout="paged", cache_reuse_strategy="lru"),
+                 requests=load_trace("trace.csv", time_scale=10))
+sim.run(steps=500); sim.summary(); sim.results(); sim.recent_steps(256)
+```
+"""
+
+from ._config import ServingConfig
+from ._kv import ContiguousKV, KVLayout, PagedKV, SeqKV
+from ._model import ModelConfig, TinyGLM
+from ._records import RECENT_KEYS, StepRecord
+from ._requests import Request, synthetic_requests
+from ._sim import ServingSim
+from ._trace import TraceError, load_trace
+
+__all__ = [
+    "ServingSim", "ServingConfig", "StepRecord", "RECENT_KEYS",
+    "TinyGLM", "ModelConfig",
+    "Request", "synthetic_requests", "load_trace", "TraceError",
+    "KVLayout", "ContiguousKV", "PagedKV", "SeqKV",
+]

@@ -1,0 +1,532 @@
+"""`ServingSim`: an LLM server whose KV cache lives in a `PagedPool`, stepped on a simulated clock.
+
+One `step()` is one continuous-batching iteration, done under ``pool.lock`` (a dashboard thread may
+snapshot or compact the pool between steps):
+
+  arrivals -> close idle sessions / expire TTL entries -> plan the batch (grow KV, admit, preempt)
+  -> compute (TinyGLM, or the cost model) -> finish turns (cache or free KV) -> pool.tick -> record
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..pool import PagedPool, PoolExhausted
+from ._cache import ReuseCache, Session
+from ._config import MODEL_FIELDS, ServingConfig
+from ._kv import KVHandle, KVLayout, SeqKV, make_layout
+from ._model import TinyGLM
+from ._records import FIELDS, RECENT_KEYS, StepColumns, StepRecord, reason_code
+from ._requests import Request
+from ._scheduler import Scheduler, Seq
+from ._summary import summarise
+
+__all__ = ["ServingSim"]
+
+log = logging.getLogger(__name__)
+_LAYOUT_FIELDS = {"kv_layout", "block_tokens", *MODEL_FIELDS}
+
+
+class ServingSim:
+    """Serve ``requests`` with ``config`` on ``pool``. See the module docstring for one step."""
+
+    def __init__(self, pool: PagedPool, config: ServingConfig | None = None, *,
+                 requests: Iterable[Request] = (), tag: str = "kv") -> None:
+        if not isinstance(pool, PagedPool):
+            raise TypeError(f"pool must be a PagedPool, not {type(pool).__name__}")
+        cfg = config if config is not None else ServingConfig()
+        if not isinstance(cfg, ServingConfig):
+            raise TypeError(f"config must be a ServingConfig, not {type(cfg).__name__}")
+        self.pool = pool
+        self._config = cfg
+        self.tag = tag
+        reqs = sorted(requests, key=lambda r: (math.isnan(r.arrival_s), r.arrival_s, r.id))
+        for r in reqs:
+            if not isinstance(r, Request):
+                raise TypeError(f"requests must be Request objects, got {type(r).__name__}")
+        self.requests = reqs
+        self._firsts = [r for r in reqs if r.follows is None]
+        self._next_turn = {r.follows: r for r in reqs if r.follows is not None}
+        self._layouts: list[KVLayout] = []
+        self._model: TinyGLM | None = None
+        self._recent = StepColumns(cfg.recent_capacity, ring=True)
+        self._history = StepColumns(cfg.history_limit, ring=False)
+        self._start_state()
+
+    # ------------------------------------------------------------------ state
+    def _start_state(self) -> None:
+        cfg = self._config
+        self.clock = 0.0
+        self.trace_clock = 0.0
+        self.steps = 0
+        self._arrival_i = 0
+        self._followups: list[tuple[float, int, Request]] = []
+        self.sched = Scheduler(self)
+        self.cache = ReuseCache()
+        self.sessions: dict[int, Session] = {}
+        self._idle: OrderedDict[int, Session] = OrderedDict()
+        self.closed_sessions: dict[int, tuple[int, float]] = {}  # key -> (session id, closed at)
+        self._cold: OrderedDict[int, tuple[Session, int]] = OrderedDict()  # evicted hot sessions, for prewarm
+        self._next_key = 0
+        self._rng = np.random.default_rng(cfg.seed)
+        self._layout = self._new_layout()
+        self.totals: dict[str, float] = dict.fromkeys((
+            "failures", "preemptions", "evictions", "expired", "cache_hits", "cache_lookups", "reused_tokens",
+            "prefill_tokens", "decode_tokens", "recompute_tokens", "prewarm_tokens", "generated_tokens",
+            "finished", "rejected", "truncated"), 0)
+        self._ttft: list[float] = []
+        self._tpot: list[float] = []
+        self._peak_util = 0.0
+        self._pool_base = (self.pool.compactions, self.pool.compaction_bytes_moved, self.pool.compaction_pause_s)
+        self._wall_s = 0.0
+        self._recent = StepColumns(cfg.recent_capacity, ring=True)
+        self._history = StepColumns(cfg.history_limit, ring=False)
+
+    def _new_layout(self) -> KVLayout:
+        cfg = self._config
+        layout = make_layout(cfg.kv_layout, self.pool, cfg.model_config(), cfg.block_tokens, self.tag)
+        self._layouts = [lay for lay in self._layouts if lay.owners] + [layout]
+        return layout
+
+    @property
+    def config(self) -> ServingConfig:
+        return self._config
+
+    @property
+    def layout(self) -> KVLayout:
+        """The layout new sequences get (sequences keep the layout they started with)."""
+        return self._layout
+
+    @property
+    def model(self) -> TinyGLM:
+        if self._model is None:
+            self._model = TinyGLM(self._config.model_config(), device=self.pool.device)
+        return self._model
+
+    @property
+    def done(self) -> bool:
+        """No request left to arrive, wait or run."""
+        return (self._arrival_i >= len(self._firsts) and not self._followups and not self.sched.waiting
+                and not self.sched.running)
+
+    # ------------------------------------------------------------------ configuration
+    def configure(self, **changes: Any) -> ServingConfig:
+        """Change settings while running (validated; unknown names or bad values raise ValueError).
+
+        A new kv_layout or block_tokens applies to sequences admitted from now on. New model sizes
+        rebuild the model and recompute everything: running sequences are preempted, the cache dropped.
+        """
+        with self.pool.lock:
+            new = self._config.replace(**changes)
+            old, self._config = self._config, new
+            model_changed = any(getattr(old, f) != getattr(new, f) for f in MODEL_FIELDS)
+            if model_changed:
+                self._model = None
+                for seq in list(self.sched.running):
+                    self.sched.running.remove(seq)
+                    self.sched.waiting.appendleft(seq)
+                    self.preempt(seq)
+                while self.evict_one():
+                    pass
+            if any(getattr(old, f) != getattr(new, f) for f in _LAYOUT_FIELDS):
+                self._layout = self._new_layout()
+            if new.recent_capacity != old.recent_capacity:
+                keep = self._recent.arrays()
+                self._recent = StepColumns(new.recent_capacity, ring=True)
+                self._refill(self._recent, keep)
+            if new.history_limit != old.history_limit:
+                keep = self._history.arrays()
+                self._history = StepColumns(new.history_limit, ring=False)
+                self._refill(self._history, keep)
+            return new
+
+    @staticmethod
+    def _refill(cols: StepColumns, data: dict[str, np.ndarray]) -> None:
+        n = len(data["step"])
+        for i in range(max(0, n - cols.capacity), n):
+            cols.append(StepRecord(**{f: data[f][i].item() for f in FIELDS}))
+
+    def reset(self) -> None:
+        """Start over on the same pool: free every block this simulator allocated (leaked ones too)."""
+        with self.pool.lock:
+            for layout in self._layouts:
+                for blk, _owner in list(layout.owners.values()):
+                    if not blk.freed:
+                        self.pool.free(blk)
+                layout.owners.clear()
+            self._layouts = []
+            self._start_state()
+
+    # ------------------------------------------------------------------ memory host (used by the scheduler)
+    def reserve(self, seq: Seq, tokens: int) -> bool:
+        kv = seq.kv
+        assert kv is not None
+        if tokens <= kv.capacity:
+            return True
+        copied = kv.layout.copied_bytes
+        t0 = time.perf_counter()
+        try:
+            kv.layout.reserve(kv, tokens, seq.processed)
+        except PoolExhausted:
+            self._s_failures += 1
+            return False
+        finally:
+            self._s_alloc_s += time.perf_counter() - t0
+            self._s_copied += kv.layout.copied_bytes - copied
+        return True
+
+    def _release(self, kv: SeqKV) -> None:
+        self._s_alloc_s += kv.layout.release(kv)
+
+    def evict_one(self) -> bool:
+        entry = self.cache.oldest()
+        if entry is None:
+            return False
+        self.cache.pop(entry.session.key)
+        self._release(entry.kv)
+        self._s_evictions += 1
+        if entry.session.turns >= 2:  # hot: worth warming again when memory frees up
+            self._cold[entry.session.key] = (entry.session, entry.tokens)
+            self._cold.move_to_end(entry.session.key)
+            while len(self._cold) > 1024:
+                self._cold.popitem(last=False)
+        return True
+
+    def attach_kv(self, seq: Seq) -> None:
+        if seq.kv is not None:
+            return
+        if seq.req.prefix_tokens and not seq.prewarm and not seq.preempted \
+                and self._config.cache_reuse_strategy != "none":
+            self.totals["cache_lookups"] += 1
+            entry = self.cache.pop(seq.session.key)
+            if entry is not None:
+                seq.kv = entry.kv
+                seq.processed = min(entry.tokens, seq.req.prefix_tokens, seq.context - 1)
+                self._s_hits += 1
+                self.totals["reused_tokens"] += seq.processed
+                return
+        seq.kv = self._layout.new(seq.session.key)
+        seq.processed = 0
+
+    def detach_kv(self, seq: Seq) -> None:
+        """Undo `attach_kv` for a sequence that goes on waiting (a cached KV goes back to the cache)."""
+        kv = seq.kv
+        if kv is None:
+            return
+        if seq.processed and self._config.cache_reuse_strategy != "none" and seq.preempted == 0:
+            self.cache.put(seq.session, kv, seq.processed, self.clock)
+            self._s_hits -= 1
+            self.totals["cache_lookups"] -= 1
+            self.totals["reused_tokens"] -= seq.processed
+        else:
+            self._release(kv)
+        seq.kv = None
+        seq.processed = 0
+
+    def preempt(self, seq: Seq) -> None:
+        if seq.kv is not None:
+            self._release(seq.kv)
+            seq.kv = None
+        seq.processed = 0
+        seq.preempted += 1
+        self._s_preemptions += 1
+
+    def reject(self, seq: Seq) -> None:
+        self.totals["rejected"] += 1
+        if seq.kv is not None:
+            self._release(seq.kv)
+            seq.kv = None
+        self._end_turn(seq)
+
+    def room_bytes(self) -> int:
+        return self.pool.stats().free_bytes + self.cache.bytes
+
+    # ------------------------------------------------------------------ sessions and arrivals
+    def _open(self, req: Request) -> Session:
+        ses = self.sessions.get(req.session_id)
+        if ses is None or ses.closed_s is not None:
+            ses = self.sessions[req.session_id] = Session(req.session_id, self._next_key, self.clock)
+            self._next_key += 1
+        ses.active += 1
+        self._idle.pop(ses.key, None)
+        return ses
+
+    def _arrive(self, req: Request, arrival_s: float) -> None:
+        self.sched.waiting.append(Seq(req, self._open(req), arrival_s))
+
+    def _arrivals(self) -> None:
+        firsts, scale = self._firsts, self._config.request_rate_scale
+        while self._arrival_i < len(firsts) and firsts[self._arrival_i].arrival_s <= self.trace_clock:
+            req = firsts[self._arrival_i]
+            self._arrival_i += 1
+            self._arrive(req, self.clock - (self.trace_clock - req.arrival_s) / scale)
+        while self._followups and self._followups[0][0] <= self.clock:
+            at, _, req = heapq.heappop(self._followups)
+            self._arrive(req, at)
+
+    def _idle_skip(self) -> None:
+        """Nothing to run: jump the clock to the next arrival."""
+        nxt = math.inf
+        if self._arrival_i < len(self._firsts):
+            ahead = self._firsts[self._arrival_i].arrival_s - self.trace_clock
+            nxt = self.clock + ahead / self._config.request_rate_scale
+        if self._followups:
+            nxt = min(nxt, self._followups[0][0])
+        if math.isfinite(nxt) and nxt > self.clock:
+            self._advance(nxt - self.clock)
+
+    def _advance(self, dt: float) -> None:
+        self.clock += dt
+        self.trace_clock += dt * self._config.request_rate_scale
+
+    def _close(self, ses: Session) -> None:
+        ses.closed_s = self.clock
+        self.closed_sessions[ses.key] = (ses.sid, self.clock)
+        self._cold.pop(ses.key, None)
+        entry = self.cache.pop(ses.key)
+        kvs = ses.held + ([entry.kv] if entry else [])
+        ses.held = []
+        if not self._config.leak_sessions:  # the bug: a closed session forgets its KV
+            for kv in kvs:
+                self._release(kv)
+
+    def _expire(self) -> None:
+        cfg = self._config
+        if cfg.session_timeout_s is not None:
+            while self._idle:
+                ses = next(iter(self._idle.values()))
+                if ses.last_active_s + cfg.session_timeout_s > self.clock:
+                    break
+                del self._idle[ses.key]
+                self._close(ses)
+        if cfg.cache_reuse_strategy == "ttl":
+            for entry in self.cache.expired(self.clock, cfg.cache_ttl_s):
+                self._release(entry.kv)
+                self.totals["expired"] += 1
+
+    def _prewarm(self) -> None:
+        """Recompute the KV of the most recently evicted hot session when over half the pool is free."""
+        cfg, st = self._config, self.pool.stats()
+        if not (cfg.prewarm and cfg.cache_reuse_strategy != "none" and self._cold) or st.free_ratio < 0.5:
+            return
+        key, (ses, tokens) = self._cold.popitem()
+        if ses.closed_s is not None or ses.active or key in self.cache:
+            return
+        ses.active += 1
+        self._idle.pop(key, None)
+        req = Request(id=-1, arrival_s=self.clock, prompt_tokens=tokens, output_tokens=0, session_id=ses.sid)
+        self.sched.waiting.append(Seq(req, ses, self.clock, prewarm=True))
+
+    # ------------------------------------------------------------------ finishing
+    def _end_turn(self, seq: Seq) -> None:
+        ses = seq.session
+        ses.active -= 1
+        ses.last_active_s = self.clock
+        if ses.active == 0 and ses.closed_s is None:
+            self._idle[ses.key] = ses
+        if seq.prewarm:
+            return
+        ses.turns += 1
+        nxt = self._next_turn.get(seq.req.id)
+        if nxt is not None:
+            heapq.heappush(self._followups, (self.clock + nxt.think_time_s, nxt.id, nxt))
+
+    def _finish(self, seq: Seq) -> None:
+        cfg = self._config
+        kv = seq.kv
+        assert kv is not None
+        seq.kv = None
+        if seq.prewarm or cfg.cache_reuse_strategy != "none":
+            old = self.cache.put(seq.session, kv, seq.processed, self.clock)
+            if old is not None:
+                self._release(old)
+        elif cfg.leak_sessions:
+            seq.session.held.append(kv)  # the bug keeps it on the session instead of freeing it
+        else:
+            self._release(kv)
+        if not seq.prewarm:
+            self._s_finished += 1
+            self.totals["finished"] += 1
+            self.totals["generated_tokens"] += seq.generated
+            if seq.first_token_s is not None:
+                self._ttft.append(seq.first_token_s - seq.arrival_s)
+                if seq.generated > 1:
+                    self._tpot.append((self.clock - seq.first_token_s) / (seq.generated - 1))
+        self._end_turn(seq)
+
+    # ------------------------------------------------------------------ one step
+    def step(self) -> StepRecord:
+        """One scheduler iteration; returns its record (also kept for `results` and `recent_steps`)."""
+        t_wall = time.perf_counter()
+        pool, cfg = self.pool, self._config
+        with pool.lock:
+            base = (pool.compactions, pool.compaction_pause_s, pool.compaction_bytes_moved)
+            self._s_failures = self._s_preemptions = self._s_evictions = self._s_hits = self._s_finished = 0
+            self._s_alloc_s, self._s_copied = 0.0, 0
+            self._arrivals()
+            if not self.sched.waiting and not self.sched.running:
+                self._idle_skip()
+                self._arrivals()
+            self._expire()
+            if pool.config.compaction != "off":
+                pool.tick(self.clock)
+            self._prewarm()
+            batch = self.sched.plan(cfg)
+            nxt = self._compute(batch) if cfg.compute == "model" and batch else None
+            moved = pool.compaction_bytes_moved - base[2]
+            if cfg.compute == "model":
+                latency = time.perf_counter() - t_wall
+            else:
+                latency = self._cost(batch) + (self._s_copied + moved) / cfg.copy_bytes_per_s if batch else 0.0
+            self._advance(latency)
+            prefill, decode = self._progress(batch, nxt)
+            if cfg.check_invariants:
+                pool.check_invariants()
+            rec = self._record(batch, latency, prefill, decode, base)
+        self._wall_s += time.perf_counter() - t_wall
+        return rec
+
+    def _cost(self, batch: list[tuple[Seq, int]]) -> float:
+        """compute="none": the latency a real step of this shape would have (see ServingConfig)."""
+        cfg = self._config
+        tokens = attended = 0
+        for seq, n in batch:
+            tokens += n
+            attended += n * seq.processed + n * (n + 1) // 2
+        return cfg.cost_step_s + cfg.cost_token_s * tokens + cfg.cost_attention_s * attended
+
+    def _compute(self, batch: list[tuple[Seq, int]]) -> list[int]:
+        model = self.model
+        vocab = model.config.vocab_size
+        tokens = []
+        for seq, n in batch:
+            if seq.generated and seq.context - seq.processed == 1:
+                tokens.append(torch.tensor([seq.last_token % vocab]))
+            else:
+                tokens.append(torch.from_numpy(self._rng.integers(0, vocab, n)))
+        caches = [KVHandle(seq.kv) for seq, _ in batch]  # type: ignore[arg-type]
+        return model.step(tokens, [seq.processed for seq, _ in batch], caches).tolist()
+
+    def _progress(self, batch: list[tuple[Seq, int]], nxt: list[int] | None) -> tuple[int, int]:
+        """Count processed tokens; emit a token where a sequence caught up; finish what is done."""
+        cfg, tot = self._config, self.totals
+        prefill = decode = 0
+        done: list[Seq] = []
+        for i, (seq, n) in enumerate(batch):
+            if seq.generated and seq.context - seq.processed == 1:
+                decode += 1
+            else:
+                prefill += n
+                key = "prewarm_tokens" if seq.prewarm else "recompute_tokens" if seq.preempted else ""
+                if key:
+                    tot[key] += n
+            seq.processed += n
+            if seq.processed < seq.context:
+                continue
+            if seq.prewarm:
+                done.append(seq)
+                continue
+            seq.generated += 1
+            if seq.first_token_s is None:
+                seq.first_token_s = self.clock
+            if nxt is not None:
+                seq.last_token = nxt[i]
+            if seq.generated >= seq.req.output_tokens:
+                done.append(seq)
+            elif seq.context + 1 > cfg.max_context_length:
+                tot["truncated"] += 1
+                done.append(seq)
+            else:
+                seq.context += 1
+        tot["prefill_tokens"] += prefill
+        tot["decode_tokens"] += decode
+        if done:
+            gone = set(map(id, done))
+            self.sched.running = [s for s in self.sched.running if id(s) not in gone]
+            for seq in done:
+                self._finish(seq)
+        return prefill, decode
+
+    def _record(self, batch: list[tuple[Seq, int]], latency: float, prefill: int, decode: int,
+                base: tuple[int, float, int]) -> StepRecord:
+        pool, tot = self.pool, self.totals
+        st = pool.stats()
+        ran = pool.compactions - base[0]
+        tot["failures"] += self._s_failures
+        tot["preemptions"] += self._s_preemptions
+        tot["evictions"] += self._s_evictions
+        tot["cache_hits"] += self._s_hits
+        self._peak_util = max(self._peak_util, st.utilisation)
+        rec = StepRecord(
+            step=self.steps, time_s=self.clock, step_latency_s=latency, alloc_latency_s=self._s_alloc_s,
+            compaction_pause_s=pool.compaction_pause_s - base[1],
+            compaction_reason=reason_code(pool.last_compaction_reason) if ran else -1,
+            compaction_bytes_moved=pool.compaction_bytes_moved - base[2], batch_size=len(batch),
+            tokens=prefill + decode, prefill_tokens=prefill, decode_tokens=decode,
+            queue_length=len(self.sched.waiting), finished=self._s_finished, failures=self._s_failures,
+            preemptions=self._s_preemptions, evictions=self._s_evictions, cache_hits=self._s_hits,
+            utilisation=st.utilisation, external_fragmentation=st.external_fragmentation, used_bytes=st.used_bytes,
+        )
+        self.steps += 1
+        self._recent.append(rec)
+        self._history.append(rec)
+        return rec
+
+    # ------------------------------------------------------------------ running and results
+    def run(self, steps: int | None = None, until: float | None = None, *, progress: bool = True) -> dict[str, Any]:
+        """Step until ``steps`` more steps ran, the clock passed ``until`` (seconds) or all requests are done.
+        Shows a tqdm bar unless ``progress=False``. Returns `summary()`."""
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+            raise ValueError(f"steps={steps!r} is not allowed: use None or an integer >= 0")
+        if until is not None and (isinstance(until, bool) or not isinstance(until, int | float) or math.isnan(until)):
+            raise ValueError(f"until={until!r} is not allowed: use None or a number of seconds")
+        bar = tqdm(total=steps, disable=not progress, unit="step", desc="serving", leave=False)
+        try:
+            n = 0
+            while (steps is None or n < steps) and (until is None or self.clock < until) and not self.done:
+                rec = self.step()
+                n += 1
+                bar.update(1)
+                if n % 64 == 0:
+                    bar.set_postfix(t=f"{rec.time_s:.1f}s", batch=rec.batch_size, util=f"{rec.utilisation:.0%}")
+        finally:
+            bar.close()
+        return self.summary()
+
+    def recent_steps(self, n: int | None = None) -> dict[str, np.ndarray]:
+        """The last ``n`` step records (all the ring holds when None), oldest first, one array per key."""
+        with self.pool.lock:
+            return self._recent.arrays(n, RECENT_KEYS)
+
+    def results(self) -> pd.DataFrame:
+        """One row per step kept (the last ``history_limit``), columns as in `StepRecord`."""
+        with self.pool.lock:
+            return pd.DataFrame(self._history.arrays())
+
+    def leaks(self) -> list[dict[str, Any]]:
+        """KV blocks still allocated whose session was closed: the leak detector."""
+        out = []
+        with self.pool.lock:
+            for layout in self._layouts:
+                for bid, (blk, owner) in layout.owners.items():
+                    closed = self.closed_sessions.get(owner)
+                    if closed is not None and not blk.freed:
+                        out.append({"block_id": bid, "session_id": closed[0], "session_key": owner,
+                                    "nbytes": blk.nbytes, "closed_s": closed[1]})
+        return sorted(out, key=lambda d: d["block_id"])
+
+    def summary(self) -> dict[str, Any]:
+        """Totals and percentiles of the run so far (see `autoglm_lab.workload._summary`)."""
+        with self.pool.lock:
+            return summarise(self)
