@@ -339,7 +339,8 @@ class PagedPool:
             self.num_allocs += 1
             self.consecutive_failures = 0
             self.seq += 1
-            self.events.append((t0 - self._t0, _ALLOC, bid, pages, time.perf_counter() - t0, 0))
+            t1 = time.perf_counter()  # stamped at completion, so the ring stays in time order
+            self.events.append((t1 - self._t0, _ALLOC, bid, pages, t1 - t0, 0))
             return blk
 
     def _alloc_slow(self, pages: int, nbytes: int) -> int:
@@ -401,7 +402,8 @@ class PagedPool:
             self._requested_bytes -= blk.nbytes
             self.num_frees += 1
             self.seq += 1
-            self.events.append((t0 - self._t0, _FREE, blk.id, pages, time.perf_counter() - t0, 0))
+            t1 = time.perf_counter()
+            self.events.append((t1 - self._t0, _FREE, blk.id, pages, t1 - t0, 0))
 
     @contextlib.contextmanager
     def pin(self, block: Block) -> Iterator[Block]:

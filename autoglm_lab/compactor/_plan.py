@@ -1,0 +1,315 @@
+"""Compaction planning: pure functions from a `Layout` to a `Plan` of block moves.
+
+A plan is a sequence of stages. Moves inside an *independent* stage touch disjoint pages (every
+destination was free when planning started and no source is another move's destination), so they
+can run in any order or as one batched gather/scatter. A *sequential* stage (sliding) must run in
+order: a move may write pages that an earlier move of the stage vacated, or overlap its own source.
+
+```
+two_finger   fill the lowest holes with the highest blocks that fit (independent), then slide what
+             is left (sequential): one free run per segment, bar pinned blocks
+sliding      keep address order (Lisp2): every block after the first hole slides down (sequential)
+targeted(n)  evacuate the cheapest window of n pages into holes elsewhere (independent)
+```
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._layout import Layout, SegmentLayout
+
+__all__ = ["Move", "Stage", "Plan", "plan", "plan_two_finger", "plan_sliding", "plan_targeted", "STRATEGIES"]
+
+STRATEGIES = ("two_finger", "sliding", "targeted")
+
+
+@dataclass(frozen=True)
+class Move:
+    block_id: int
+    src_page: int
+    dst_page: int
+    pages: int
+
+
+@dataclass(frozen=True)
+class Stage:
+    moves: tuple[Move, ...]
+    independent: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    strategy: str
+    stages: tuple[Stage, ...]
+    lower_bound_pages: int          # fewest pages any plan reaching the same goal must move
+    unreachable: str | None = None  # why the goal cannot be reached (pins, no room), if so
+    target_pages: int | None = None  # targeted: the run length asked for
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def moves(self) -> tuple[Move, ...]:
+        return tuple(m for s in self.stages for m in s.moves)
+
+    @property
+    def pages_moved(self) -> int:
+        return sum(m.pages for s in self.stages for m in s.moves)
+
+    def cut(self, budget_pages: int | None) -> tuple[Plan, Plan]:
+        """(first step, rest): the longest prefix of moves within ``budget_pages``. A block larger
+        than the budget moves alone in its own step, since a block's move cannot be split."""
+        if budget_pages is None:
+            return self, Plan(self.strategy, (), self.lower_bound_pages, self.unreachable, self.target_pages)
+        head: list[Stage] = []
+        tail: list[Stage] = []
+        used = 0
+        full = False
+        for stage in self.stages:
+            if full:
+                tail.append(stage)
+                continue
+            take = 0
+            for m in stage.moves:
+                if used + m.pages > budget_pages and (used or take):
+                    full = True
+                    break
+                used += m.pages
+                take += 1
+            if take:
+                head.append(Stage(stage.moves[:take], stage.independent))
+            if take < len(stage.moves):
+                tail.append(Stage(stage.moves[take:], stage.independent))
+                full = True
+        first = Plan(self.strategy, tuple(head), self.lower_bound_pages, self.unreachable, self.target_pages)
+        rest = Plan(self.strategy, tuple(tail), self.lower_bound_pages, self.unreachable, self.target_pages)
+        return first, rest
+
+
+def plan(layout: Layout, strategy: str = "two_finger", *, num_pages: int | None = None) -> Plan:
+    if strategy == "two_finger":
+        return plan_two_finger(layout)
+    if strategy == "sliding":
+        return plan_sliding(layout)
+    if strategy == "targeted":
+        if num_pages is None:
+            raise ValueError("strategy='targeted' needs num_pages: the length of the free run to make")
+        return plan_targeted(layout, num_pages)
+    raise ValueError(f"strategy={strategy!r} is not allowed: choose one of {', '.join(map(repr, STRATEGIES))}")
+
+
+# ---------------------------------------------------------------------------------------- two finger
+class _FirstFitHoles:
+    """Holes in address order with a max tree over their lengths: lowest hole of length >= n."""
+
+    def __init__(self, holes: list[tuple[int, int]]) -> None:
+        self.start = [h[0] for h in holes]
+        self.length = [h[1] for h in holes]
+        size = 1
+        while size < max(1, len(holes)):
+            size <<= 1
+        self.size = size
+        tree = [0] * (2 * size)
+        tree[size:size + len(holes)] = self.length
+        for i in range(size - 1, 0, -1):
+            a, b = tree[2 * i], tree[2 * i + 1]
+            tree[i] = a if a > b else b
+        self.tree = tree
+
+    def lowest(self, pages: int) -> int:
+        tree = self.tree
+        if tree[1] < pages:
+            return -1
+        i = 1
+        while i < self.size:
+            i <<= 1
+            if tree[i] < pages:
+                i += 1
+        return i - self.size
+
+    def take_front(self, i: int, pages: int) -> int:
+        start = self.start[i]
+        self.start[i] = start + pages
+        self.length[i] -= pages
+        tree = self.tree
+        j = i + self.size
+        tree[j] = self.length[i]
+        j >>= 1
+        while j:
+            a, b = tree[2 * j], tree[2 * j + 1]
+            m = a if a > b else b
+            if tree[j] == m:
+                break
+            tree[j] = m
+            j >>= 1
+        return start
+
+
+def _fill_phase(seg: SegmentLayout) -> tuple[list[Move], dict[int, int]]:
+    holes = _FirstFitHoles(seg.holes())
+    moves: list[Move] = []
+    new_start: dict[int, int] = {}
+    ids, starts, pages, pinned = (seg.block_id.tolist(), seg.start.tolist(), seg.pages.tolist(),
+                                  seg.pinned.tolist())
+    for k in range(len(ids) - 1, -1, -1):
+        s = starts[k]
+        first = holes.lowest(1)
+        if first < 0 or holes.start[first] >= s:
+            break  # no hole below this block, nor below any lower block
+        if pinned[k]:
+            continue
+        p = pages[k]
+        i = holes.lowest(p)
+        if i < 0 or holes.start[i] >= s:
+            continue
+        dst = holes.take_front(i, p)
+        moves.append(Move(ids[k], s, dst, p))
+        new_start[ids[k]] = dst
+    return moves, new_start
+
+
+def _slide_phase(seg: SegmentLayout, new_start: dict[int, int] | None = None) -> list[Move]:
+    ids, starts, pages, pinned = (seg.block_id.tolist(), seg.start.tolist(), seg.pages.tolist(),
+                                  seg.pinned.tolist())
+    if new_start:
+        starts = [new_start.get(b, s) for b, s in zip(ids, starts, strict=True)]
+        order = sorted(range(len(ids)), key=starts.__getitem__)
+    else:
+        order = range(len(ids))
+    moves: list[Move] = []
+    ptr = seg.first_page
+    for k in order:
+        s, p = starts[k], pages[k]
+        if pinned[k]:
+            ptr = s + p
+        elif s > ptr:
+            moves.append(Move(ids[k], s, ptr, p))
+            ptr += p
+        else:
+            ptr = s + p
+    return moves
+
+
+def plan_two_finger(layout: Layout) -> Plan:
+    fill: list[Move] = []
+    slide: list[Move] = []
+    for seg in layout.segments:
+        moves, new_start = _fill_phase(seg)
+        fill.extend(moves)
+        slide.extend(_slide_phase(seg, new_start))
+    stages = tuple(s for s in (Stage(tuple(fill), True), Stage(tuple(slide), False)) if s.moves)
+    return Plan("two_finger", stages, layout.lower_bound_pages(), notes=_pin_notes(layout))
+
+
+def plan_sliding(layout: Layout) -> Plan:
+    slide = [m for seg in layout.segments for m in _slide_phase(seg)]
+    stages = (Stage(tuple(slide), False),) if slide else ()
+    return Plan("sliding", stages, layout.lower_bound_pages(), notes=_pin_notes(layout))
+
+
+def _pin_notes(layout: Layout) -> tuple[str, ...]:
+    pinned = sum(int(s.pinned.sum()) for s in layout.segments)
+    if not pinned:
+        return ()
+    return (f"{pinned} pinned block(s) stay in place: free space may remain in front of them",)
+
+
+# ---------------------------------------------------------------------------------------- targeted
+def _window_costs(seg: SegmentLayout, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every window [w, w + n) of the segment: pages of the blocks it overlaps (what evacuating
+    it moves), live pages inside it (the bound), and whether it touches a pinned block."""
+    P = seg.num_pages
+    local = seg.start - seg.first_page
+    owner = np.full(P + 1, -1, dtype=np.int64)
+    diff = np.zeros(P + 1, dtype=np.int64)
+    idx = np.arange(local.size, dtype=np.int64)
+    diff[local] += idx + 1
+    diff[local + seg.pages] -= idx + 1
+    owner[:P] = np.cumsum(diff[:P]) - 1
+    used = owner[:P] >= 0
+    starts_at = np.zeros(P + 1, dtype=np.int64)
+    starts_at[local] = seg.pages
+    cum_a = np.concatenate(([0], np.cumsum(starts_at[:P])))
+    cum_used = np.concatenate(([0], np.cumsum(used)))
+    pin_page = np.zeros(P, dtype=np.int64)
+    if seg.pinned.any():
+        pin_page = np.where(used, seg.pinned[np.maximum(owner[:P], 0)], False).astype(np.int64)
+    cum_pin = np.concatenate(([0], np.cumsum(pin_page)))
+    w = np.arange(P - n + 1)
+    ow = owner[w]
+    cover = np.where((ow >= 0) & (local[np.maximum(ow, 0)] < w), seg.pages[np.maximum(ow, 0)], 0)
+    cost = cum_a[w + n] - cum_a[w] + cover
+    live = cum_used[w + n] - cum_used[w]
+    blocked = (cum_pin[w + n] - cum_pin[w]) > 0
+    return cost, live, blocked
+
+
+def _evacuate(seg: SegmentLayout, w: int, n: int) -> list[Move] | None:
+    """Moves that empty [w, w + n) into holes outside it (best fit, largest first), or None."""
+    lo, hi = w, w + n
+    ends = seg.start + seg.pages
+    sel = np.flatnonzero((seg.start < hi) & (ends > lo))
+    if sel.size == 0:
+        return []
+    pieces: list[tuple[int, int]] = []  # (length, start), kept sorted for best fit
+    for hs, hl in seg.holes():
+        he = hs + hl
+        if hs < lo:
+            pieces.append((min(he, lo) - hs, hs))
+        if he > hi:
+            s = max(hs, hi)
+            pieces.append((he - s, s))
+    pieces.sort()
+    evac = sorted(((int(seg.pages[i]), int(seg.block_id[i]), int(seg.start[i])) for i in sel), reverse=True)
+    moves = []
+    for p, bid, s in evac:
+        j = bisect_left(pieces, (p, -1))
+        if j == len(pieces):
+            return None
+        length, start = pieces.pop(j)
+        moves.append(Move(bid, s, start, p))
+        if length > p:
+            insort(pieces, (length - p, start + p))
+    return moves
+
+
+def plan_targeted(layout: Layout, num_pages: int, *, candidates: int = 16) -> Plan:
+    """Make one free run of at least ``num_pages`` pages, moving as few pages as it can."""
+    if isinstance(num_pages, bool) or not isinstance(num_pages, int) or num_pages < 1:
+        raise ValueError(f"num_pages={num_pages!r} is not allowed: use an int >= 1")
+    n = num_pages
+    fits = [seg for seg in layout.segments if seg.num_pages >= n]
+    if not fits:
+        biggest = max((s.num_pages for s in layout.segments), default=0)
+        return Plan("targeted", (), 0, f"no segment has {n} pages (largest has {biggest})", n)
+    for seg in fits:
+        if any(hl >= n for _, hl in seg.holes()):
+            return Plan("targeted", (), 0, None, n, ("a free run of that length already exists",))
+    best: tuple[int, list[Move]] | None = None
+    bound = None
+    any_window = False
+    for seg in fits:
+        cost, live, blocked = _window_costs(seg, n)
+        ok = ~blocked
+        if not ok.any():
+            continue
+        any_window = True
+        seg_bound = int(live[ok].min())
+        bound = seg_bound if bound is None else min(bound, seg_bound)
+        valid = np.flatnonzero(ok)
+        order = valid[np.lexsort((valid, cost[valid]))][:candidates]
+        for w in order.tolist():
+            if best is not None and cost[w] >= best[0]:
+                break
+            moves = _evacuate(seg, seg.first_page + w, n)
+            if moves is not None:
+                best = (int(cost[w]), moves)
+                break
+    if not any_window:
+        return Plan("targeted", (), 0, f"every window of {n} pages holds a pinned block", n)
+    if best is None:
+        return Plan("targeted", (), bound or 0,
+                    f"no window of {n} pages can be emptied: the holes outside it are too small or too few", n)
+    return Plan("targeted", (Stage(tuple(best[1]), True),), bound or 0, None, n)
