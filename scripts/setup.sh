@@ -23,4 +23,11 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 fi
 # the package itself (editable) with its test and dev tools; the build hook bundles js/ with npm
 $PIP install -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+# the dashboard's front end: the build hook (hatch-jupyter-builder) bundles js/ into
+# autoglm_lab/widget/static/ during the install above; build it here when that was skipped
+# (HATCH_JUPYTER_BUILDER_SKIP_NPM=1, or an install that found the bundle up to date but missing)
+if [ ! -f autoglm_lab/widget/static/pagemap.js ] || [ ! -f autoglm_lab/widget/static/heatmap.js ] \
+    || [ ! -f autoglm_lab/widget/static/trace.js ]; then
+  (cd js && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
+fi
 "$VENV/bin/python" -c "import autoglm_lab, torch; print('autoglm_lab', autoglm_lab.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"

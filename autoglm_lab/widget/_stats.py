@@ -1,0 +1,76 @@
+"""`StatsPanel`: the pool's accounting (and the simulator's cache hit rate) as a small HTML table."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as w
+
+from ..pool import PoolStats, format_size
+from ._messages import refuse
+
+__all__ = ["StatsPanel", "stats_rows"]
+
+_CSS = ("<style>.agl-stats{font:12px/1.5 var(--jp-ui-font-family,system-ui,sans-serif);"
+        "color:var(--jp-ui-font-color1,#1f2937);border:1px solid #e2e8f0;border-radius:6px;padding:6px 10px;"
+        "background:#f8fafc}.agl-stats h4{margin:0 0 4px;font-size:13px}.agl-stats table{border-collapse:collapse;"
+        "width:100%}.agl-stats td{padding:1px 4px}.agl-stats td.v{text-align:right;font-variant-numeric:tabular-nums;"
+        "font-weight:600}.agl-stats tr.sep td{border-top:1px solid #e2e8f0}.agl-stats .sel{color:#b91c1c}</style>")
+
+
+def _bytes(n: float) -> str:
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def stats_rows(stats: PoolStats, extra: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    """(label, value) rows shown by the panel, in order."""
+    s = stats
+    used_pct = s.used_bytes / s.capacity_bytes if s.capacity_bytes else 0.0
+    rows = [
+        ("capacity", f"{_bytes(s.capacity_bytes)} · {s.capacity_pages:,} × {format_size(s.page_size)}"),
+        ("used", f"{_bytes(s.used_bytes)} ({used_pct:.0%}) · {s.num_blocks:,} blocks"),
+        ("free", f"{_bytes(s.free_bytes)} in {s.free_runs:,} runs"),
+        ("largest free run", f"{s.largest_free_run_pages:,} pages · {_bytes(s.largest_free_run_bytes)}"),
+        ("external fragmentation", f"{s.external_fragmentation:.1%}"),
+        ("internal fragmentation", f"{s.internal_fragmentation:.1%} · {_bytes(s.internal_waste_bytes)} waste"),
+        ("failed allocations", f"{s.failed_allocations:,}"),
+        ("compactions", f"{s.compactions:,}"
+         + (f" · last: {s.last_compaction_reason}" if s.last_compaction_reason else "")),
+        ("bytes moved", f"{_bytes(s.compaction_bytes_moved)} · {s.compaction_pages_moved:,} pages"),
+        ("compaction pause (total)", f"{s.compaction_pause_s * 1e3:.2f} ms"),
+    ]
+    for key, value in (extra or {}).items():
+        rows.append((key, value))
+    return rows
+
+
+class StatsPanel(w.HTML):
+    """Capacity, used, free, largest free run, fragmentation, failures, compactions, bytes moved,
+    cache hit rate, and the selected block. Display only: it takes nothing from the front end."""
+
+    def update(self, stats: PoolStats, extra: dict[str, str] | None = None,
+               selected: dict[str, Any] | None = None) -> None:
+        rows = stats_rows(stats, extra)
+        body = []
+        for i, (label, value) in enumerate(rows):
+            cls = ' class="sep"' if i in (4, 6) else ""
+            body.append(f"<tr{cls}><td>{html.escape(label)}</td><td class='v'>{html.escape(value)}</td></tr>")
+        if selected:
+            tag = f" · {selected['tag']}" if selected.get("tag") else ""
+            body.append(
+                f"<tr class='sep sel'><td>selected block {selected['block_id']}</td><td class='v'>"
+                f"{html.escape(_bytes(selected.get('nbytes', 0)))} · pages {selected['first_page']}"
+                f"–{selected['first_page'] + selected['num_pages'] - 1}{html.escape(tag)}</td></tr>")
+        value = f"{_CSS}<div class='agl-stats'><h4>Pool</h4><table>{''.join(body)}</table></div>"
+        if value != self.value:
+            self.value = value
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        refuse("StatsPanel", sync_data, "the stats panel takes nothing from the front end")
+        self.send_state([k for k in sync_data if k in self.keys])

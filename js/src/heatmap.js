@@ -1,0 +1,176 @@
+// Fragmentation heatmap: address buckets (y, low addresses at the top like the page map) over
+// time (x, newest at the right), colour = free fraction (or holes) of each bucket. Columns arrive
+// as binary frames (codec.js): a full history when the view opens, then one column per frame.
+
+import { decodeHeatFrame } from "./codec.js";
+import { AXIS, FONT, TEXT, formatSeconds, setupCanvas } from "./axes.js";
+import { onChange, onMessage, sendAction } from "./model.js";
+import { cssColor, rampPalette } from "./palette.js";
+
+const MARK_COMPACT = 1;
+const MARK_FAIL = 2;
+const PAD = { left: 62, right: 64, top: 16, bottom: 26 };
+
+export class HeatHistory {
+  constructor(capacity) {
+    this.capacity = capacity;
+    this.buckets = 0;
+    this.time = [];
+    this.marks = [];
+    this.columns = [];
+  }
+
+  apply(frame) {
+    if (frame.kind === 0 || frame.buckets !== this.buckets) {
+      this.buckets = frame.buckets;
+      this.time = [];
+      this.marks = [];
+      this.columns = [];
+    }
+    for (let c = 0; c < frame.nCols; c++) {
+      this.time.push(frame.time[c]);
+      this.marks.push(frame.marks[c]);
+      this.columns.push(frame.values.subarray(c * frame.buckets, (c + 1) * frame.buckets));
+    }
+    const extra = this.time.length - this.capacity;
+    if (extra > 0) {
+      this.time.splice(0, extra);
+      this.marks.splice(0, extra);
+      this.columns.splice(0, extra);
+    }
+  }
+}
+
+export function render({ model, el: host }) {
+  const root = document.createElement("div");
+  root.className = "agl-heatmap";
+  root.style.font = FONT;
+  host.appendChild(root);
+  const title = document.createElement("div");
+  title.style.cssText = "font-weight:600;color:var(--jp-ui-font-color1,#1f2937);margin:2px 0 2px 4px";
+  title.textContent = "Fragmentation heatmap · address buckets over time";
+  root.appendChild(title);
+  const canvas = document.createElement("canvas");
+  root.appendChild(canvas);
+  const ramp = rampPalette();
+  const history = new HeatHistory(model.get("history"));
+  const image = document.createElement("canvas");
+  let ctx = null;
+
+  const draw = () => {
+    const w = model.get("width_px");
+    const h = model.get("height_px");
+    ctx = ctx && canvas.style.width === `${w}px` && canvas.style.height === `${h}px` ? ctx : setupCanvas(canvas, w, h);
+    ctx.clearRect(0, 0, w, h);
+    const pw = w - PAD.left - PAD.right;
+    const ph = h - PAD.top - PAD.bottom;
+    const n = history.columns.length;
+    const b = history.buckets;
+    ctx.fillStyle = "#f1f5f9";
+    ctx.fillRect(PAD.left, PAD.top, pw, ph);
+    if (n && b) {
+      // one pixel per (column, bucket) in an offscreen image, scaled up without smoothing
+      image.width = history.capacity;
+      image.height = b;
+      const ictx = image.getContext("2d");
+      const img = ictx.createImageData(history.capacity, b);
+      const px = new Uint32Array(img.data.buffer);
+      const x0 = history.capacity - n;
+      for (let c = 0; c < n; c++) {
+        const col = history.columns[c];
+        for (let k = 0; k < b; k++) px[k * history.capacity + x0 + c] = ramp[col[k]];
+      }
+      ictx.putImageData(img, 0, 0);
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(image, x0, 0, n, b, PAD.left + (x0 / history.capacity) * pw, PAD.top, (n / history.capacity) * pw, ph);
+      // compaction (orange) and failure (red) marks above their columns
+      const colW = pw / history.capacity;
+      for (let c = 0; c < n; c++) {
+        const m = history.marks[c];
+        if (!m) continue;
+        const x = PAD.left + (x0 + c + 0.5) * colW;
+        if (m & MARK_COMPACT) {
+          ctx.fillStyle = "#f97316";
+          ctx.beginPath();
+          ctx.moveTo(x - 4, PAD.top - 9);
+          ctx.lineTo(x + 4, PAD.top - 9);
+          ctx.lineTo(x, PAD.top - 2);
+          ctx.fill();
+          ctx.strokeStyle = "rgba(249, 115, 22, 0.55)";
+          ctx.beginPath();
+          ctx.moveTo(x, PAD.top);
+          ctx.lineTo(x, PAD.top + ph);
+          ctx.stroke();
+        }
+        if (m & MARK_FAIL) {
+          ctx.fillStyle = "#dc2626";
+          ctx.fillRect(x - 1.5, PAD.top + ph + 1, 3, 5);
+        }
+      }
+    }
+    ctx.strokeStyle = AXIS;
+    ctx.strokeRect(PAD.left + 0.5, PAD.top + 0.5, pw, ph);
+    ctx.fillStyle = TEXT;
+    ctx.font = FONT;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    const pages = model.get("num_pages");
+    for (const f of [0, 0.5, 1]) ctx.fillText(`page ${Math.round(f * pages)}`, PAD.left - 6, PAD.top + f * ph);
+    ctx.textAlign = "center";
+    ctx.textBaseline = "top";
+    if (n) {
+      const tNow = history.time[n - 1];
+      const x0 = history.capacity - n;
+      for (const frac of [0, 0.25, 0.5, 0.75]) {
+        const c = Math.round(x0 + frac * (history.capacity - 1 - x0));
+        const idx = c - x0;
+        if (idx < 0 || idx >= n) continue;
+        const dt = history.time[idx] - tNow;
+        ctx.fillText(dt === 0 ? "now" : `−${formatSeconds(-dt)}`, PAD.left + ((c + 0.5) / history.capacity) * pw, PAD.top + ph + 8);
+      }
+      ctx.fillText("now", PAD.left + pw - 10, PAD.top + ph + 8);
+    }
+    // colour bar
+    const cbx = PAD.left + pw + 14;
+    for (let i = 0; i < ph; i++) {
+      ctx.fillStyle = cssColor(ramp[Math.round(255 * (1 - i / ph))]);
+      ctx.fillRect(cbx, PAD.top + i, 10, 1.5);
+    }
+    ctx.fillStyle = TEXT;
+    ctx.textAlign = "left";
+    ctx.textBaseline = "middle";
+    ctx.fillText("1", cbx + 14, PAD.top + 4);
+    ctx.fillText("0", cbx + 14, PAD.top + ph - 4);
+    ctx.save();
+    ctx.translate(cbx + 30, PAD.top + ph / 2);
+    ctx.rotate(Math.PI / 2);
+    ctx.textAlign = "center";
+    ctx.fillText(model.get("metric") === "holes" ? "holes" : "free fraction", 0, 0);
+    ctx.restore();
+    canvas.dataset.columns = String(n);
+    canvas.dataset.buckets = String(b);
+  };
+
+  let raf = null;
+  const schedule = () => {
+    if (raf === null) raf = requestAnimationFrame(() => { raf = null; draw(); });
+  };
+  const onFrame = (_content, [buf]) => {
+    history.apply(decodeHeatFrame(buf));
+    schedule();
+  };
+  const unsubs = [
+    onMessage(model, "heat", onFrame),
+    onChange(model, ["width_px", "height_px", "num_pages", "metric"], schedule),
+    onChange(model, ["history"], () => { history.capacity = model.get("history"); schedule(); }),
+  ];
+  draw();
+  sendAction(model, "request_full");
+  return () => {
+    for (const off of unsubs) off();
+    if (raf !== null) cancelAnimationFrame(raf);
+    root.remove();
+  };
+}
+
+export default { render };

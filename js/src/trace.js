@@ -1,0 +1,165 @@
+// Latency traces: step latency, allocation latency and compaction pauses over time on a log axis,
+// with compactions (orange lines) and allocation failures (red ticks) marked. Redrawn from a
+// binary window (codec.js) on every frame, at most once per animation frame.
+
+import { decodeTraceFrame } from "./codec.js";
+import { AXIS, FONT, GRID, TEXT, decadeTicks, formatSeconds, niceTicks, setupCanvas } from "./axes.js";
+import { onChange, onMessage, sendAction } from "./model.js";
+
+export const SERIES = [
+  { key: "step", label: "step latency", color: "#2563eb", style: "line" },
+  { key: "alloc", label: "alloc latency", color: "#059669", style: "line" },
+  { key: "pause", label: "compaction pause", color: "#f97316", style: "stem" },
+];
+export const EVENT_COMPACT = 5;
+export const EVENT_FAIL = 2;
+const PAD = { left: 62, right: 14, top: 24, bottom: 26 };
+
+/** Min and max of the finite positive values of several Float32Arrays (for the log axis). */
+export function positiveRange(arrays) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const a of arrays) {
+    for (let i = 0; i < a.length; i++) {
+      const v = a[i];
+      if (v > 0 && v < Infinity) {
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+    }
+  }
+  return hi >= lo ? [lo, hi] : [1e-6, 1e-3];
+}
+
+export function render({ model, el: host }) {
+  const root = document.createElement("div");
+  root.className = "agl-trace";
+  host.appendChild(root);
+  const title = document.createElement("div");
+  title.style.cssText = "font-weight:600;color:var(--jp-ui-font-color1,#1f2937);margin:2px 0 2px 4px";
+  title.textContent = "Latency · per step, per allocation, per compaction";
+  root.appendChild(title);
+  const canvas = document.createElement("canvas");
+  root.appendChild(canvas);
+  let data = null;
+  let ctx = null;
+
+  const draw = () => {
+    const w = model.get("width_px");
+    const h = model.get("height_px");
+    ctx = ctx && canvas.style.width === `${w}px` && canvas.style.height === `${h}px` ? ctx : setupCanvas(canvas, w, h);
+    ctx.clearRect(0, 0, w, h);
+    ctx.font = FONT;
+    const pw = w - PAD.left - PAD.right;
+    const ph = h - PAD.top - PAD.bottom;
+    ctx.fillStyle = "#ffffff";
+    ctx.fillRect(PAD.left, PAD.top, pw, ph);
+    const n = data ? data.time.length : 0;
+    const tEnd = n ? data.time[n - 1] : 1;
+    // the window, or less while less history exists (so a young run fills the plot)
+    const span = n ? Math.min(model.get("window_s"), Math.max(tEnd - data.time[0], 1e-3)) : model.get("window_s");
+    const t0 = tEnd - span;
+    let [lo, hi] = data ? positiveRange([data.step, data.alloc, data.pause]) : [1e-6, 1e-3];
+    lo = 10 ** Math.floor(Math.log10(lo));
+    hi = 10 ** Math.ceil(Math.log10(hi));
+    if (hi <= lo) hi = lo * 10;
+    const X = (t) => PAD.left + ((t - t0) / span) * pw;
+    const Y = (v) => PAD.top + ph - ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * ph;
+    // grid + axes
+    ctx.strokeStyle = GRID;
+    ctx.fillStyle = TEXT;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    for (const v of decadeTicks(lo, hi)) {
+      const y = Math.round(Y(v)) + 0.5;
+      ctx.beginPath(); ctx.moveTo(PAD.left, y); ctx.lineTo(PAD.left + pw, y); ctx.stroke();
+      ctx.fillText(formatSeconds(v), PAD.left - 6, y);
+    }
+    ctx.textAlign = "center";
+    ctx.textBaseline = "top";
+    for (const v of niceTicks(-span, 0, 6)) {
+      const x = X(tEnd + v);
+      ctx.fillText(v === 0 ? "now" : `${+v.toPrecision(3)} s`, x, PAD.top + ph + 8);
+    }
+    ctx.strokeStyle = AXIS;
+    ctx.strokeRect(PAD.left + 0.5, PAD.top + 0.5, pw, ph);
+    if (n) {
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(PAD.left, PAD.top, pw, ph);
+      ctx.clip();
+      // events first, under the lines
+      for (let i = 0; i < data.eventTime.length; i++) {
+        const x = X(data.eventTime[i]);
+        if (x < PAD.left) continue;
+        if (data.eventKind[i] === EVENT_COMPACT) {
+          ctx.strokeStyle = "rgba(249, 115, 22, 0.45)";
+          ctx.setLineDash([4, 3]);
+          ctx.beginPath(); ctx.moveTo(x, PAD.top); ctx.lineTo(x, PAD.top + ph); ctx.stroke();
+          ctx.setLineDash([]);
+        } else if (data.eventKind[i] === EVENT_FAIL) {
+          ctx.fillStyle = "#dc2626";
+          ctx.beginPath(); ctx.moveTo(x, PAD.top + ph - 8); ctx.lineTo(x - 4, PAD.top + ph); ctx.lineTo(x + 4, PAD.top + ph); ctx.fill();
+        }
+      }
+      for (const s of SERIES) {
+        const ys = data[s.key];
+        ctx.strokeStyle = s.color;
+        ctx.fillStyle = s.color;
+        ctx.lineWidth = 1.5;
+        if (s.style === "line") {
+          ctx.beginPath();
+          let pen = false;
+          for (let i = 0; i < n; i++) {
+            const v = ys[i];
+            if (!(v > 0)) continue;  // NaN marks "no sample" for this series
+            const x = X(data.time[i]);
+            const y = Y(v);
+            if (pen) ctx.lineTo(x, y); else { ctx.moveTo(x, y); pen = true; }
+          }
+          ctx.stroke();
+        } else {
+          for (let i = 0; i < n; i++) {
+            const v = ys[i];
+            if (!(v > 0)) continue;
+            const x = X(data.time[i]);
+            ctx.beginPath(); ctx.moveTo(x, PAD.top + ph); ctx.lineTo(x, Y(v)); ctx.stroke();
+            ctx.beginPath(); ctx.arc(x, Y(v), 3, 0, 2 * Math.PI); ctx.fill();
+          }
+        }
+      }
+      ctx.restore();
+    }
+    // legend
+    ctx.textAlign = "left";
+    ctx.textBaseline = "middle";
+    let lx = PAD.left + 4;
+    const items = [...SERIES.map((s) => [s.label, s.color]), ["compaction", "#f97316"], ["alloc failure", "#dc2626"]];
+    for (const [label, color] of items) {
+      ctx.fillStyle = color;
+      ctx.fillRect(lx, 8, 12, 4);
+      ctx.fillStyle = TEXT;
+      ctx.fillText(label, lx + 16, 10);
+      lx += ctx.measureText(label).width + 32;
+    }
+    canvas.dataset.points = String(n);
+  };
+
+  let raf = null;
+  const schedule = () => {
+    if (raf === null) raf = requestAnimationFrame(() => { raf = null; draw(); });
+  };
+  const unsubs = [
+    onMessage(model, "trace", (_c, [buf]) => { data = decodeTraceFrame(buf); schedule(); }),
+    onChange(model, ["width_px", "height_px", "window_s"], schedule),
+  ];
+  draw();
+  sendAction(model, "request_full");
+  return () => {
+    for (const off of unsubs) off();
+    if (raf !== null) cancelAnimationFrame(raf);
+    root.remove();
+  };
+}
+
+export default { render };

@@ -1,0 +1,43 @@
+import { describe, expect, it, vi } from "vitest";
+import { HeatHistory } from "./heatmap.js";
+import { throttle } from "./model.js";
+import { checksum } from "./pagemap.js";
+import { positiveRange } from "./trace.js";
+
+describe("view helpers", () => {
+  it("checksum matches the Python page_checksum definition", () => {
+    // sum(v * (i % 65521 + 1)) mod 2^32
+    expect(checksum(Uint8Array.from([1, 1, 2, 0, 3, 0]))).toBe(1 * 1 + 1 * 2 + 2 * 3 + 3 * 5);
+    expect(checksum(null)).toBe("");
+    expect(checksum(new Uint8Array(262145))).toBe("");  // too big: skipped
+  });
+
+  it("heat history keeps the newest `capacity` columns and resets on a full frame", () => {
+    const h = new HeatHistory(2);
+    const col = (t, v) => ({ kind: 1, buckets: 2, nCols: 1, time: [t], marks: [0], values: Uint8Array.of(v, v) });
+    h.apply(col(0, 1));
+    h.apply(col(1, 2));
+    h.apply(col(2, 3));
+    expect(h.time).toEqual([1, 2]);
+    expect([...h.columns[1]]).toEqual([3, 3]);
+    h.apply({ ...col(5, 9), kind: 0 });
+    expect(h.time).toEqual([5]);
+  });
+
+  it("positiveRange ignores NaN and non-positive samples", () => {
+    expect(positiveRange([Float32Array.of(NaN, 0, 2e-3), Float32Array.of(1e-6)])[0]).toBeCloseTo(1e-6);
+    expect(positiveRange([Float32Array.of(NaN)])).toEqual([1e-6, 1e-3]);
+  });
+
+  it("throttle runs at once, then once more at the trailing edge with the last arguments", () => {
+    vi.useFakeTimers();
+    const calls = [];
+    const t = throttle((x) => calls.push(x), 50);
+    t(1); t(2); t(3);
+    expect(calls).toEqual([1]);
+    vi.advanceTimersByTime(60);
+    expect(calls).toEqual([1, 3]);
+    t.cancel();
+    vi.useRealTimers();
+  });
+});
