@@ -23,8 +23,23 @@ class Block:
     ``block.tensor`` again after compaction, or hold ``with pool.pin(block):`` while using a raw view.
     """
 
-    __slots__ = ("id", "nbytes", "num_pages", "tag", "dtype", "shape", "created_s",
-                 "_pool", "_seg", "_start", "_slot", "_tensor", "_freed", "_pins", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "_freed",
+        "_pins",
+        "_pool",
+        "_seg",
+        "_slot",
+        "_start",
+        "_tensor",
+        "created_s",
+        "dtype",
+        "id",
+        "nbytes",
+        "num_pages",
+        "shape",
+        "tag",
+    )
 
     id: int
     nbytes: int

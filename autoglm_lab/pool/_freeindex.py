@@ -146,15 +146,33 @@ class FreeRunIndex:
         i = bisect_left(lens, pages)
         if i == len(lens):
             return -1
-        return next(reversed(self.by_len[lens[i]]))  # most recently freed run of that length
+        return next(reversed(self.by_len[lens[i]]))  # the run `take` would pick
 
     def take(self, pages: int) -> int:
         """Remove ``pages`` from the front of the run chosen by the fit policy; -1 if none fits."""
-        start = self.find(pages)
-        if start >= 0:
-            length = self._delete(start)
-            if length > pages:
-                self._insert(start + pages, length - pages)
+        if self._fit == "first":
+            start = self.find(pages)
+            if start >= 0:
+                length = self._delete(start)
+                if length > pages:
+                    self._insert(start + pages, length - pages)
+            return start
+        # best fit, inlined: this is the allocator's hot path
+        lens = self.lens
+        i = bisect_left(lens, pages)
+        if i == len(lens):
+            return -1
+        length = lens[i]
+        bucket = self.by_len[length]
+        start = bucket.popitem()[0]  # the most recently freed run of that length
+        if not bucket:
+            del self.by_len[length]
+            del lens[i]
+        del self.starts[start]
+        del self.ends[start + length]
+        self.free_pages -= length
+        if length > pages:
+            self._insert(start + pages, length - pages)
         return start
 
     def largest(self) -> int:
@@ -188,7 +206,7 @@ class FreeRunIndex:
         run_start = start
         while run_start not in self.starts:  # the planner places blocks at run starts: rarely loops
             run_start -= 1
-            if run_start < 0 or run_start in self.ends and run_start != start:
+            if run_start < 0 or (run_start in self.ends and run_start != start):
                 raise AssertionError(f"pages {start}..{start + length} are not inside one free run")
         run_len = self._delete(run_start)
         run_end = run_start + run_len

@@ -63,7 +63,7 @@ def resolve_device(device: str) -> torch.device:
 class _Segment:
     """One device tensor carved into pages."""
 
-    __slots__ = ("sid", "first_page", "num_pages", "data", "used_pages", "_typed", "page_size")
+    __slots__ = ("_typed", "data", "first_page", "num_pages", "page_size", "sid", "used_pages")
 
     def __init__(self, sid: int, first_page: int, num_pages: int, page_size: int, device: torch.device) -> None:
         self.sid = sid
@@ -83,14 +83,28 @@ class _Segment:
         return self.data.view(self.num_pages, self.page_size)
 
     def view(self, start: int, nbytes: int, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
-        offset = (start - self.first_page) * self.page_size
-        if dtype == torch.uint8:
-            return self.data[offset:offset + nbytes].view(shape)
         typed = self._typed.get(dtype)
         if typed is None:
             typed = self._typed[dtype] = self.data.view(dtype)
-        item = dtype.itemsize
-        return typed[offset // item:(offset + nbytes) // item].view(shape)
+        strides = _STRIDES.get(shape)
+        if strides is None:
+            strides = _STRIDES[shape] = _contiguous_strides(shape)
+        offset = (start - self.first_page) * self.page_size // dtype.itemsize
+        return torch.as_strided(typed, shape, strides, offset)  # one op: cheaper than slice + view
+
+
+_STRIDES: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+
+def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides = []
+    step = 1
+    for dim in reversed(shape):
+        strides.append(step)
+        step *= max(dim, 1)
+    if len(_STRIDES) > 4096:
+        _STRIDES.clear()
+    return tuple(reversed(strides))
 
 
 def _normalise_shape(shape: Any) -> tuple[int, ...]:
@@ -207,13 +221,16 @@ class PagedPool:
         idx.barriers.add(first)
         idx.barriers.add(first + num_pages)
         if idx.fit == "first":
-            idx.reset(idx.total_pages, idx.barriers, list(idx.starts.items()) + [(first, num_pages)])
+            idx.reset(idx.total_pages, idx.barriers, [*idx.starts.items(), (first, num_pages)])
         else:
             idx.release(first, num_pages, merge=False)
         return seg
 
     def _segment_of(self, page: int) -> _Segment:
-        return self._segments[bisect_right(self._seg_firsts, page) - 1]
+        segs = self._segments
+        if len(segs) == 1:
+            return segs[0]
+        return segs[bisect_right(self._seg_firsts, page) - 1]
 
     def _grow_for(self, pages: int) -> bool:
         room = (int(self._config.max_size) - self.capacity_bytes) // self.page_size  # type: ignore[arg-type]
@@ -319,7 +336,6 @@ class PagedPool:
                 self._b_pages[slot] = pages
                 self._b_nbytes[slot] = nbytes
                 self._b_tag[slot] = tag_id
-                self._b_pins[slot] = 0
                 self._b_created[slot] = blk.created_s
             else:
                 slot = len(self._b_id)
@@ -378,32 +394,33 @@ class PagedPool:
         if block._pool is not self:
             raise InvalidBlockError(f"block {block.id} belongs to another pool")
         if block._freed:
-            raise InvalidBlockError(f"block {block.id} (tag={block.tag!r}) was already freed; {what} needs a live block")
+            raise InvalidBlockError(
+                f"block {block.id} (tag={block.tag!r}) was already freed; {what} needs a live block")
         return block
 
     def free(self, block: Block) -> None:
         """Return a block's pages to the pool. Freeing twice raises `InvalidBlockError`."""
         with self._lock:
             t0 = time.perf_counter()
-            blk = self._check_own(block, "free")
-            if blk._pins:
-                raise PinnedBlockError(f"block {blk.id} is pinned; leave its pool.pin(...) before freeing it")
-            pages = blk.num_pages
-            self._index.release(blk._start, pages, merge=self._merge_on_free)
-            blk._seg.used_pages -= pages
-            blk._freed = True
-            blk._tensor = None
-            del self._blocks[blk.id]
-            slot = blk._slot
-            self._b_pages[slot] = 0
-            self._b_id[slot] = -1
+            if block.__class__ is not Block or block._pool is not self or block._freed:
+                self._check_own(block, "free")
+            if block._pins:
+                raise PinnedBlockError(f"block {block.id} is pinned; leave its pool.pin(...) before freeing it")
+            pages = block.num_pages
+            self._index.release(block._start, pages, merge=self._merge_on_free)
+            block._seg.used_pages -= pages
+            block._freed = True
+            block._tensor = None
+            del self._blocks[block.id]
+            slot = block._slot
+            self._b_pages[slot] = 0  # pins are 0 too: a pinned block cannot be freed
             self._slots_free.append(slot)
             self._used_pages -= pages
-            self._requested_bytes -= blk.nbytes
+            self._requested_bytes -= block.nbytes
             self.num_frees += 1
             self.seq += 1
             t1 = time.perf_counter()
-            self.events.append((t1 - self._t0, _FREE, blk.id, pages, t1 - t0, 0))
+            self.events.append((t1 - self._t0, _FREE, block.id, pages, t1 - t0, 0))
 
     @contextlib.contextmanager
     def pin(self, block: Block) -> Iterator[Block]:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from autoglm_lab.compactor import Layout, plan, plan_sliding, plan_targeted, plan_two_finger
 
 
-def apply(layout: Layout, p) -> dict[int, int]:  # noqa: ANN001
+def apply(layout: Layout, p) -> dict[int, int]:
     """Simulate a plan on a layout, checking each move lands on free pages; returns id -> start."""
     seg_of = {}
     owner: dict[int, int] = {}

@@ -298,7 +298,7 @@ def test_threads_share_a_pool() -> None:
                         pass
                 if rng.random() < 0.05:
                     pool.snapshot()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]

@@ -1,0 +1,100 @@
+"""Pool benchmarks (issue 2 §3.4), printed as figures and ratios measured in one run.
+
+- alloc + free bookkeeping on a fragmented pool of 1k, 64k and 1M pages (best and first fit):
+  median per alloc+free pair; targets <= 2 us at 1M pages and 1M / 1k ratio <= 1.5.
+- alloc returning a tensor view (alloc + .tensor + free) against torch.empty + del on the same
+  device: target <= 2x on CPU.
+
+Usage: python benchmarks/bench_pool.py [--device cpu|cuda] [--pairs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import torch
+from _common import machine, median_ns
+
+import autoglm_lab as al
+
+PAGE = 256  # bytes: the bookkeeping does not depend on the page size; small pages keep 1M pages at 256 MiB
+
+
+def fragmented_pool(pages: int, fit: str, device: str, seed: int = 0) -> tuple[al.PagedPool, list[al.Block]]:
+    pool = al.PagedPool(al.PoolConfig(page_size=PAGE, memory_pool_initial_size=pages * PAGE,
+                                      max_size=pages * PAGE, device=device, fit=fit, compaction="off",
+                                      event_capacity=1024))
+    rng = random.Random(seed)
+    live: list[al.Block] = []
+    while True:  # fill to ~90 %, then free half at random: many runs of many lengths
+        try:
+            live.append(pool.alloc_bytes(rng.randint(1, 8) * PAGE))
+        except al.PoolExhausted:
+            break
+        if pool.stats().free_pages < pages // 10 if len(live) % 1024 == 0 else False:
+            break
+    rng.shuffle(live)
+    for blk in live[len(live) // 2:]:
+        pool.free(blk)
+    return pool, live[: len(live) // 2]
+
+
+def bookkeeping(pages: int, fit: str, device: str, pairs: int) -> tuple[float, int]:
+    pool, _live = fragmented_pool(pages, fit, device)
+    rng = random.Random(1)
+    sizes = [rng.randint(1, 8) * PAGE for _ in range(pairs)]
+    clock = time.perf_counter_ns
+    samples = []
+    alloc, free = pool.alloc_bytes, pool.free
+    for nbytes in sizes:  # steady state: each pair allocates one block and frees one
+        t0 = clock()
+        blk = alloc(nbytes)
+        free(blk)
+        samples.append(clock() - t0)
+    pool.check_invariants()
+    return statistics.median(samples), pool.stats().free_runs
+
+
+def view_ratio(device: str, n: int) -> tuple[float, float]:
+    pool = al.PagedPool(al.PoolConfig(page_size="4KiB", memory_pool_initial_size="64MiB", max_size="64MiB",
+                                      device=device, compaction="off"))
+    shape = (64, 128)
+
+    def pooled() -> None:
+        blk = pool.alloc(shape, torch.float16)
+        blk.tensor  # noqa: B018 - the view is what is measured
+        pool.free(blk)
+
+    def plain() -> None:
+        t = torch.empty(shape, dtype=torch.float16, device=device)
+        del t
+
+    return median_ns(pooled, n), median_ns(plain, n)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--pairs", type=int, default=50_000)
+    args = ap.parse_args()
+    print(f"machine: {machine()}; device {args.device}")
+    for fit in ("best", "first"):
+        med: dict[int, float] = {}
+        for pages in (1 << 10, 1 << 16, 1 << 20):
+            med[pages], runs = bookkeeping(pages, fit, args.device, args.pairs)
+            print(f"alloc+free bookkeeping, fit={fit:5s}, {pages:>8d} pages ({runs:>6d} free runs): "
+                  f"median {med[pages] / 1e3:6.2f} us per pair")
+        ratio = med[1 << 20] / med[1 << 10]
+        ok = "OK" if med[1 << 20] <= 2000 and ratio <= 1.5 else "MISSED"
+        print(f"  fit={fit}: 1M pages {med[1 << 20] / 1e3:.2f} us (target <= 2 us); "
+              f"1M/1k ratio {ratio:.2f} (target <= 1.5) -> {ok}")
+    pooled, plain = view_ratio(args.device, 20_000)
+    print(f"alloc+view+free {pooled / 1e3:.2f} us vs torch.empty+del {plain / 1e3:.2f} us: "
+          f"ratio {pooled / plain:.2f} (target <= 2.0) -> {'OK' if pooled / plain <= 2 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

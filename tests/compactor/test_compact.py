@@ -1,0 +1,246 @@
+"""Executing compactions on real tensors, and the triggers (issue 3 §2-§4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import autoglm_lab as al
+from autoglm_lab.compactor import _execute
+from autoglm_lab.pool import EventKind
+
+from ..pool.helpers import check_pattern, small_pool, write_pattern
+
+
+def fragmented(device: str = "cpu", *, pages: int = 64, size: int = 1, keep_every: int = 2,
+               **kw: object) -> tuple[al.PagedPool, list[al.Block]]:
+    pool = small_pool(device, pages=pages, **kw)
+    blocks = [pool.alloc_bytes(size * 4096 - 7) for _ in range(pages // size)]
+    for b in blocks:
+        write_pattern(b)
+    live = [b for i, b in enumerate(blocks) if i % keep_every == 0]
+    for b in blocks:
+        if b not in live:
+            pool.free(b)
+    return pool, live
+
+
+@pytest.mark.parametrize("strategy", ["two_finger", "sliding"])
+def test_full_compaction_keeps_ids_bytes_and_leaves_one_run(device: str, strategy: str) -> None:
+    pool, live = fragmented(device, pages=64, size=2)
+    ids = {b.id for b in live}
+    rep = pool.compact(strategy)
+    assert rep.done and rep.free_runs_after == 1 and rep.largest_free_run_after == 32
+    assert rep.external_fragmentation_before > 0.9 and rep.external_fragmentation_after == 0.0
+    assert {b.id for b in pool.blocks()} == ids
+    for b in live:
+        check_pattern(b)
+    pool.check_invariants()
+    assert rep.bytes_moved == rep.pages_moved * 4096 and rep.pause_s > 0 and rep.plan_s <= rep.pause_s
+    if strategy == "two_finger":
+        assert rep.pages_moved == rep.lower_bound_pages == 16  # same-size blocks: exactly the bound
+
+
+def test_stale_view_and_fresh_view() -> None:
+    pool, live = fragmented(pages=8)
+    last = live[-1]
+    old_view = last.tensor
+    before = last.tensor.clone()
+    pool.compact()
+    assert last.first_page < 6
+    assert torch.equal(last.tensor, before)  # the block's tensor views its new place
+    assert old_view.data_ptr() != last.tensor.data_ptr()  # a view taken before the move is stale
+
+
+def test_pinned_blocks_never_move(device: str) -> None:
+    pool, live = fragmented(device, pages=32)
+    target = live[-1]
+    with pool.pin(target) as blk:
+        where = blk.first_page
+        rep = pool.compact()
+        assert blk.first_page == where and rep.notes
+    for b in live:
+        check_pattern(b)
+    pool.check_invariants()
+
+
+def test_budgeted_steps_stay_within_budget_and_finish(device: str) -> None:
+    pool, live = fragmented(device, pages=64)
+    steps = []
+    while True:
+        rep = pool.compact(budget_bytes=3 * 4096)
+        steps.append(rep)
+        assert rep.pages_moved <= 3
+        for b in live:
+            check_pattern(b)
+        pool.check_invariants()
+        if rep.done:
+            break
+        assert len(steps) < 100
+    assert len(steps) > 1 and pool.stats().free_runs == 1
+    assert sum(r.pages_moved for r in steps) == steps[0].planned_pages == steps[0].lower_bound_pages
+
+
+def test_budgeted_compaction_continues_after_the_pool_changes() -> None:
+    pool, live = fragmented(pages=64)
+    pool.compact(budget_bytes=4 * 4096)
+    live.append(pool.alloc_bytes(4096))  # the plan is stale now: the next step re-plans
+    write_pattern(live[-1])
+    while not pool.compact(budget_bytes=4 * 4096).done:
+        pass
+    for b in live:
+        check_pattern(b)
+    assert pool.stats().free_runs == 1
+
+
+def test_events_and_stats_record_compactions() -> None:
+    pool, _ = fragmented(pages=16)
+    rep = pool.compact()
+    st = pool.stats()
+    assert st.compactions == 1 and st.compaction_pages_moved == rep.pages_moved
+    assert st.compactions_by_reason == {"manual": 1} and st.last_compaction_reason == "manual"
+    ev = pool.snapshot().events
+    k = np.flatnonzero(ev.kind == EventKind.COMPACT)
+    assert k.size == 1 and ev.pages[k[0]] == rep.pages_moved and ev.latency_s[k[0]] == pytest.approx(rep.pause_s)
+
+
+def test_overlapping_slides_copy_the_right_bytes(device: str) -> None:
+    # one big block slides down by one page: source and destination overlap
+    pool = small_pool(device, pages=40)
+    small = pool.alloc_bytes(4096)
+    big = pool.alloc_bytes(30 * 4096)
+    write_pattern(big)
+    pool.free(small)
+    rep = pool.compact("sliding")
+    assert big.first_page == 0 and rep.pages_moved == 30
+    check_pattern(big)
+    pool.check_invariants()
+
+
+def test_overlap_through_a_temporary(device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_execute, "MAX_OVERLAP_CHUNKS", 1)
+    pool = small_pool(device, pages=12)
+    gap = pool.alloc_bytes(4096)
+    big = pool.alloc_bytes(10 * 4096)
+    write_pattern(big)
+    pool.free(gap)
+    pool.compact("sliding")
+    check_pattern(big)
+
+
+def test_many_small_moves_use_one_gather_scatter(device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"gather": 0, "slice": 0}
+    real_gather, real_copy = _execute._gather_scatter, _execute._copy_range
+
+    def gather(*a: object) -> None:
+        calls["gather"] += 1
+        real_gather(*a)  # type: ignore[arg-type]
+
+    def copy(*a: object) -> None:
+        calls["slice"] += 1
+        real_copy(*a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_execute, "_gather_scatter", gather)
+    monkeypatch.setattr(_execute, "_copy_range", copy)
+    pool, live = fragmented(device, pages=256, keep_every=2)
+    rep = pool.compact("two_finger")
+    assert len(rep.moves) == 64 and calls == {"gather": 1, "slice": 0}
+    for b in live:
+        check_pattern(b)
+
+
+def test_bad_arguments_leave_the_pool_unchanged() -> None:
+    pool, _ = fragmented(pages=16)
+    before = pool.snapshot()
+    for kwargs, match in (({"strategy": "quick"}, "strategy='quick'"), ({"budget_bytes": 10}, "budget_bytes=10"),
+                          ({"budget_bytes": "lots"}, "budget_bytes"),
+                          ({"strategy": "targeted"}, "num_pages"), ({"num_pages": 3}, "only used by")):
+        with pytest.raises(ValueError, match=match):
+            pool.compact(**kwargs)  # type: ignore[arg-type]
+    after = pool.snapshot()
+    assert np.array_equal(before.page_block, after.page_block) and after.stats.compactions == 0
+
+
+# ------------------------------------------------------------------------------------------ triggers
+def test_lazy_free_ratio_trigger_turns_exhaustion_into_success(device: str) -> None:
+    pool, live = fragmented(device, pages=16, compaction="lazy", free_ratio_trigger=0.4)
+    blk = pool.alloc_bytes(4 * 4096)  # 8 of 16 pages free (0.5 > 0.4), largest run 1 page
+    assert blk.num_pages == 4
+    st = pool.stats()
+    assert st.compactions_by_reason == {"free_ratio": 1} and st.failed_allocations == 0
+    for b in live:
+        check_pattern(b)
+    pool.check_invariants()
+
+
+def test_consecutive_failures_trigger() -> None:
+    pool, live = fragmented(pages=16, compaction="lazy", free_ratio_trigger=0.9, max_consecutive_failures=3)
+    for _ in range(2):
+        with pytest.raises(al.PoolExhausted):
+            pool.alloc_bytes(3 * 4096)
+    assert pool.stats().consecutive_failures == 2 and pool.stats().compactions == 0
+    blk = pool.alloc_bytes(3 * 4096)  # the third failure in a row compacts, and succeeds
+    st = pool.stats()
+    assert blk.num_pages == 3 and st.compactions_by_reason == {"consecutive_failures": 1}
+    assert st.consecutive_failures == 0 and st.failed_allocations == 2
+    for b in live:
+        check_pattern(b)
+
+
+def test_compaction_off_never_compacts() -> None:
+    pool, _ = fragmented(pages=16, compaction="off", free_ratio_trigger=0.1, max_consecutive_failures=1)
+    with pytest.raises(al.PoolExhausted, match="compaction is off"):
+        pool.alloc_bytes(3 * 4096)
+    assert pool.stats().compactions == 0
+
+
+def test_compaction_that_cannot_help_still_raises_and_changes_nothing() -> None:
+    pool, live = fragmented(pages=16, compaction="lazy", free_ratio_trigger=0.1)
+    with pool.pin(live[2]), pool.pin(live[5]):  # pins at pages 4 and 10 split every 6-page window
+        before = pool.snapshot()
+        with pytest.raises(al.PoolExhausted):
+            pool.alloc_bytes(7 * 4096)
+        after = pool.snapshot()
+    assert np.array_equal(before.page_block, after.page_block)
+    for b in live:
+        check_pattern(b)
+    with pytest.raises(al.PoolExhausted):
+        pool.alloc_bytes(9 * 4096)  # more than is free: no compaction is tried at all
+    pool.check_invariants()
+
+
+def test_periodic_trigger_runs_budgeted_steps_in_eager_mode() -> None:
+    pool, live = fragmented(pages=64, compaction="eager", defrag_interval_s=30.0,
+                            fragmentation_threshold_factor=0.3, compaction_budget_bytes=4 * 4096)
+    assert pool.tick(10.0) is None  # not yet time
+    rep = pool.tick(30.0)
+    assert rep is not None and rep.reason == "periodic" and rep.pages_moved <= 4 and not rep.done
+    n = 1
+    while True:
+        rep = pool.tick(30.0 + n)  # each tick continues the compaction by one budgeted step
+        n += 1
+        assert rep is not None and rep.pages_moved <= 4
+        if rep.done:
+            break
+    assert pool.stats().free_runs == 1 and pool.stats().compactions_by_reason["periodic"] == n
+    assert pool.tick(100.0) is None  # fragmentation is 0 now
+    for b in live:
+        check_pattern(b)
+
+
+def test_periodic_check_respects_threshold_and_mode() -> None:
+    pool, _ = fragmented(pages=16, compaction="lazy")
+    assert pool.tick(1000.0) is None  # lazy mode: no background compaction
+    pool.configure(compaction="eager", fragmentation_threshold_factor=1.0)
+    assert pool.tick(2000.0) is None  # fragmentation never exceeds 1.0
+    pool.configure(fragmentation_threshold_factor=0.3)  # a live change takes effect at the next tick
+    assert pool.tick(2040.0) is not None
+
+
+def test_live_config_change_takes_effect_at_next_allocation() -> None:
+    pool, _ = fragmented(pages=16, compaction="off")
+    with pytest.raises(al.PoolExhausted):
+        pool.alloc_bytes(2 * 4096)
+    pool.configure(compaction="lazy", free_ratio_trigger=0.2)
+    assert pool.alloc_bytes(2 * 4096).num_pages == 2
