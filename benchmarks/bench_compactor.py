@@ -95,7 +95,7 @@ def incremental(device: str, pool_bytes: int) -> None:
 def planning(pages: int = 1 << 20) -> None:
     rng = np.random.default_rng(0)
     sizes = rng.integers(1, 9, size=pages // 4)
-    gaps = rng.integers(0, 5, size=sizes.size) * (rng.random(sizes.size) < 0.5)
+    gaps = rng.integers(0, 9, size=sizes.size) * (rng.random(sizes.size) < 0.3)
     starts = np.cumsum(np.concatenate(([0], (sizes + gaps)[:-1])))
     keep = starts + sizes <= pages
     ids = np.arange(keep.sum())
@@ -107,7 +107,8 @@ def planning(pages: int = 1 << 20) -> None:
         p = fn(lay)
         dt = time.perf_counter() - t0
         print(f"planning {name:12s} at {pages} pages, {len(ids)} blocks: {dt * 1e3:8.1f} ms, "
-              f"{len(p.moves)} moves, {p.pages_moved} pages (bound {p.lower_bound_pages})")
+              f"{len(p.moves)} moves, {p.pages_moved} pages (bound {p.lower_bound_pages})"
+              + (f"; unreachable: {p.unreachable}" if p.unreachable else ""))
 
 
 def main() -> None:

@@ -249,22 +249,46 @@ def _window_costs(seg: SegmentLayout, n: int) -> tuple[np.ndarray, np.ndarray, n
     return cost, live, blocked
 
 
-def _evacuate(seg: SegmentLayout, w: int, n: int) -> list[Move] | None:
+class _Holes:
+    """A segment's holes, sorted by start and by (length, start), built once per plan."""
+
+    def __init__(self, seg: SegmentLayout) -> None:
+        holes = seg.holes()
+        self.start = np.asarray([h[0] for h in holes], dtype=np.int64)
+        self.length = np.asarray([h[1] for h in holes], dtype=np.int64)
+        self.by_length = sorted(zip(self.length.tolist(), self.start.tolist(), strict=True))
+
+    def largest(self) -> int:
+        return int(self.length.max()) if self.length.size else 0
+
+    def outside(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """(length, start) of the free pieces outside [lo, hi), sorted: the holes that touch the
+        window are replaced by their parts outside it."""
+        ends = self.start + self.length
+        first = int(np.searchsorted(ends, lo, side="right"))  # first hole ending after lo
+        last = int(np.searchsorted(self.start, hi, side="left"))  # holes starting before hi
+        if first >= last:
+            return list(self.by_length)
+        pieces = list(self.by_length)
+        for k in range(first, last):
+            hs, hl = int(self.start[k]), int(self.length[k])
+            del pieces[bisect_left(pieces, (hl, hs))]
+            he = hs + hl
+            if hs < lo:
+                insort(pieces, (lo - hs, hs))
+            if he > hi:
+                insort(pieces, (he - hi, hi))
+        return pieces
+
+
+def _evacuate(seg: SegmentLayout, holes: _Holes, w: int, n: int) -> list[Move] | None:
     """Moves that empty [w, w + n) into holes outside it (best fit, largest first), or None."""
     lo, hi = w, w + n
     ends = seg.start + seg.pages
     sel = np.flatnonzero((seg.start < hi) & (ends > lo))
     if sel.size == 0:
         return []
-    pieces: list[tuple[int, int]] = []  # (length, start), kept sorted for best fit
-    for hs, hl in seg.holes():
-        he = hs + hl
-        if hs < lo:
-            pieces.append((min(he, lo) - hs, hs))
-        if he > hi:
-            s = max(hs, hi)
-            pieces.append((he - s, s))
-    pieces.sort()
+    pieces = holes.outside(lo, hi)
     evac = sorted(((int(seg.pages[i]), int(seg.block_id[i]), int(seg.start[i])) for i in sel), reverse=True)
     moves = []
     for p, bid, s in evac:
@@ -287,9 +311,9 @@ def plan_targeted(layout: Layout, num_pages: int, *, candidates: int = 16) -> Pl
     if not fits:
         biggest = max((s.num_pages for s in layout.segments), default=0)
         return Plan("targeted", (), 0, f"no segment has {n} pages (largest has {biggest})", n)
-    for seg in fits:
-        if any(hl >= n for _, hl in seg.holes()):
-            return Plan("targeted", (), 0, None, n, ("a free run of that length already exists",))
+    holes = {id(seg): _Holes(seg) for seg in fits}
+    if any(h.largest() >= n for h in holes.values()):
+        return Plan("targeted", (), 0, None, n, ("a free run of that length already exists",))
     best: tuple[int, list[Move]] | None = None
     bound = None
     any_window = False
@@ -306,7 +330,7 @@ def plan_targeted(layout: Layout, num_pages: int, *, candidates: int = 16) -> Pl
         for w in order.tolist():
             if best is not None and cost[w] >= best[0]:
                 break
-            moves = _evacuate(seg, seg.first_page + w, n)
+            moves = _evacuate(seg, holes[id(seg)], seg.first_page + w, n)
             if moves is not None:
                 best = (int(cost[w]), moves)
                 break
