@@ -1,0 +1,168 @@
+"""`tune`: run a sweep of trials on any `concurrent.futures.Executor` and collect a `TuneResult`.
+
+```
+space + base configs --grid/random--> trials --executor.submit(run_trial)--> rows --sort by trial--> DataFrame
+```
+
+Rows are put back in trial order, so the table is the same whichever executor ran the trials and in
+whatever order they finished.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..pool import PoolConfig
+from ..workload import ServingConfig
+from ._pareto import Objective, objective_scores, pareto_front
+from ._space import DEFAULT_POOL, DEFAULT_SERVING, Trial, build_configs, grid_trials, random_trials
+from ._trial import WALL_COLUMNS, run_trial
+from ._workload import Workload
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+__all__ = ["tune", "TuneResult", "default_executor"]
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What a sweep found. ``results``: one row per trial (``trial``, the parameters, the metrics)."""
+
+    results: pd.DataFrame
+    space: dict[str, Any]
+    objective: Objective
+    pool_config: PoolConfig
+    serving_config: ServingConfig
+    workload: Workload
+    method: str
+    seed: int
+    params: tuple[str, ...] = field(default=())
+
+    def pareto(self, x: str = "mean_utilisation", y: str = "ttft_p99_s") -> pd.DataFrame:
+        """Trials no other trial beats on both memory utilisation (higher) and latency (lower)."""
+        return pareto_front(self.results, x, y)
+
+    def best(self, objective: Objective | None = None) -> pd.Series:
+        """The row with the best score for ``objective`` (default: the sweep's); ties: lowest trial."""
+        scores = objective_scores(self.results, self.objective if objective is None else objective)
+        return self.results.loc[scores.idxmin()]
+
+    def best_config(self, objective: Objective | None = None) -> tuple[PoolConfig, ServingConfig]:
+        """The configurations of the best trial, ready for ``PagedPool(pool_cfg)`` and ``ServingSim``."""
+        row = self.best(objective)
+        return build_configs([(p, _plain(row[p])) for p in self.params], self.pool_config, self.serving_config)
+
+    def comparable(self) -> pd.DataFrame:
+        """``results`` without the measured wall-time columns: equal for equal seeds, wherever run."""
+        return self.results.drop(columns=[c for c in WALL_COLUMNS if c in self.results.columns])
+
+    def figure(self, x: str = "mean_utilisation", y: str = "ttft_p99_s", *, title: str | None = None) -> go.Figure:
+        """A plotly scatter of every trial with the Pareto front highlighted and the best trial marked."""
+        from ._figure import tradeoff_figure
+
+        return tradeoff_figure(self, x=x, y=y, title=title)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars from a DataFrame back to Python values (configs validate exact types)."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, str | bytes) else value
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one trial per core: no oversubscription from torch's own threads
+
+
+def default_executor(max_workers: int | None = None) -> cf.ProcessPoolExecutor:
+    """Processes on this machine (at most 2 by default: trials are small and cores are shared).
+    Started with "spawn": safe however many threads the parent (a notebook, a dashboard) runs."""
+    workers = max_workers if max_workers is not None else max(1, min(2, os.cpu_count() or 1))
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_init_worker)
+
+
+def tune(space: Mapping[str, Any], workload: Workload | None = None, *, objective: Objective = "ttft_p99_s",
+         n_trials: int | None = None, method: Literal["grid", "random"] = "grid", seed: int = 0,
+         executor: cf.Executor | Literal["serial"] | None = None, progress: bool = True,
+         pool_config: PoolConfig | None = None, serving_config: ServingConfig | None = None,
+         max_workers: int | None = None) -> TuneResult:
+    """Run one trial per point of ``space`` and return the table, Pareto front and best configs.
+
+    space: PoolConfig/ServingConfig field -> values (see `autoglm_lab.tuning._space`).
+    workload: the seeded requests and run length every trial serves (default `Workload()`).
+    objective: what `TuneResult.best` optimises: a metric column (`SENSES` gives its direction),
+        ``"min:col"``/``"max:col"``, or a callable of the results table returning scores to minimise.
+    method: "grid" (every point; ``n_trials`` is then an upper bound) or "random" (``n_trials``
+        distinct points, default 20, drawn with ``seed``).
+    executor: any `concurrent.futures.Executor` (e.g. a Dask ``client.get_executor()``); None starts a
+        process pool of ``max_workers`` (default 2) for this call; "serial" runs in this process.
+    pool_config, serving_config: the base configs the space's values replace (defaults: a fixed
+        4 MiB CPU pool of 16 KiB pages; contiguous KV, LRU reuse, compute="none").
+    """
+    wl = Workload() if workload is None else workload
+    if not isinstance(wl, Workload):
+        raise TypeError(f"workload must be a Workload, not {type(wl).__name__}")
+    base_pool = DEFAULT_POOL if pool_config is None else pool_config
+    base_serving = DEFAULT_SERVING if serving_config is None else serving_config
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not allowed: use an integer >= 0")
+    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
+        raise ValueError(f"n_trials={n_trials!r} is not allowed: use None or an integer >= 1")
+    if method == "grid":
+        trials = grid_trials(space, base_pool, base_serving, n_trials)
+    elif method == "random":
+        trials = random_trials(space, base_pool, base_serving, 20 if n_trials is None else n_trials, seed)
+    else:
+        raise ValueError(f"method={method!r} is not allowed: choose 'grid' or 'random'")
+    objective_scores(pd.DataFrame({c: [] for c in _metric_names()}), objective)  # fail early on a bad name
+    wl.check()
+    rows = _run_all(trials, wl, executor, progress, max_workers)
+    params = tuple(name for name, _ in trials[0].params)
+    table = pd.DataFrame(sorted(rows, key=lambda r: r["trial"]))
+    return TuneResult(table, {k: list(v) if isinstance(v, list | tuple | range) else v for k, v in space.items()},
+                      objective, base_pool, base_serving, wl, method, seed, params)
+
+
+def _metric_names() -> list[str]:
+    from ._trial import METRICS
+
+    return list(METRICS)
+
+
+def _run_all(trials: list[Trial], wl: Workload, executor: cf.Executor | str | None, progress: bool,
+             max_workers: int | None) -> list[dict[str, Any]]:
+    bar = tqdm(total=len(trials), disable=not progress, desc="tuning", unit="trial")
+    try:
+        if executor == "serial":
+            rows = []
+            for t in trials:
+                rows.append(run_trial(t, wl))
+                bar.update(1)
+            return rows
+        if executor is not None and not isinstance(executor, cf.Executor) and not hasattr(executor, "submit"):
+            raise TypeError(f"executor must be a concurrent.futures.Executor, 'serial' or None, "
+                            f"not {type(executor).__name__}")
+        own = executor is None
+        ex = default_executor(max_workers) if own else executor
+        try:
+            futures = [ex.submit(run_trial, t, wl) for t in trials]  # type: ignore[union-attr]
+            rows = []
+            for fut in cf.as_completed(futures):
+                rows.append(fut.result())
+                bar.update(1)
+            return rows
+        finally:
+            if own:
+                ex.shutdown(wait=True, cancel_futures=True)  # type: ignore[union-attr]
+    finally:
+        bar.close()
