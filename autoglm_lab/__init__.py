@@ -11,8 +11,18 @@ import importlib
 from typing import Any
 
 from .pool import (
-    Block, InvalidBlockError, PagedPool, PageState, PinnedBlockError, PoolConfig, PoolError,
-    PoolExhausted, PoolSnapshot, PoolStats, format_size, parse_size,
+    Block,
+    InvalidBlockError,
+    PagedPool,
+    PageState,
+    PinnedBlockError,
+    PoolConfig,
+    PoolError,
+    PoolExhausted,
+    PoolSnapshot,
+    PoolStats,
+    format_size,
+    parse_size,
 )
 
 __version__ = "0.1.0"

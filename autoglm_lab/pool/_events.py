@@ -46,22 +46,28 @@ class EventArrays:
 
 
 class EventRing:
-    """Fixed-capacity ring of ``(time_s, kind, block_id, pages, latency_s, info)`` tuples."""
+    """Fixed-capacity ring of ``(time_s, kind, block_id, pages, latency_s, info)`` tuples.
+
+    ``append`` is the deque's own bound method (no Python frame on the hot path); whoever appends
+    also adds 1 to ``total``, the count of events ever recorded, so readers can tell what they missed.
+    """
 
     def __init__(self, capacity: int) -> None:
         self._ring: deque[tuple[float, int, int, int, float, int]] = deque(maxlen=capacity)
-        self.total = 0  # events ever recorded, so readers can tell how many they missed
+        self.append = self._ring.append
+        self.total = 0
 
     @property
     def capacity(self) -> int:
         return self._ring.maxlen or 0
 
-    def resize(self, capacity: int) -> None:
-        self._ring = deque(self._ring, maxlen=capacity)
-
-    def append(self, event: tuple[float, int, int, int, float, int]) -> None:
+    def record(self, event: tuple[float, int, int, int, float, int]) -> None:
         self._ring.append(event)
         self.total += 1
+
+    def resize(self, capacity: int) -> None:
+        self._ring = deque(self._ring, maxlen=capacity)
+        self.append = self._ring.append
 
     def arrays(self) -> EventArrays:
         n = len(self._ring)

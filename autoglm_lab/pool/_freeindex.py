@@ -185,7 +185,7 @@ class FreeRunIndex:
         return iter(sorted(self.starts.items()))
 
     # ------------------------------------------------------------------ updates
-    def release(self, start: int, length: int, *, merge: bool) -> None:
+    def release(self, start: int, length: int, merge: bool) -> None:
         """Index ``length`` pages at ``start`` as free, merging with free neighbours if ``merge``."""
         end = start + length
         if merge:

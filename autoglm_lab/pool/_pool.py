@@ -307,7 +307,8 @@ class PagedPool:
             start = self._index.take(pages)
             if start < 0:
                 start = self._alloc_slow(pages, nbytes)
-            seg = self._segment_of(start)
+            segs = self._segments
+            seg = segs[0] if len(segs) == 1 else segs[bisect_right(self._seg_firsts, start) - 1]
             seg.used_pages += pages
             blk = Block.__new__(Block)
             bid = self._next_id
@@ -356,7 +357,9 @@ class PagedPool:
             self.consecutive_failures = 0
             self.seq += 1
             t1 = time.perf_counter()  # stamped at completion, so the ring stays in time order
-            self.events.append((t1 - self._t0, _ALLOC, bid, pages, t1 - t0, 0))
+            ev = self.events
+            ev.append((t1 - self._t0, _ALLOC, bid, pages, t1 - t0, 0))
+            ev.total += 1
             return blk
 
     def _alloc_slow(self, pages: int, nbytes: int) -> int:
@@ -407,7 +410,7 @@ class PagedPool:
             if block._pins:
                 raise PinnedBlockError(f"block {block.id} is pinned; leave its pool.pin(...) before freeing it")
             pages = block.num_pages
-            self._index.release(block._start, pages, merge=self._merge_on_free)
+            self._index.release(block._start, pages, self._merge_on_free)
             block._seg.used_pages -= pages
             block._freed = True
             block._tensor = None
@@ -420,7 +423,9 @@ class PagedPool:
             self.num_frees += 1
             self.seq += 1
             t1 = time.perf_counter()
-            self.events.append((t1 - self._t0, _FREE, block.id, pages, t1 - t0, 0))
+            ev = self.events
+            ev.append((t1 - self._t0, _FREE, block.id, pages, t1 - t0, 0))
+            ev.total += 1
 
     @contextlib.contextmanager
     def pin(self, block: Block) -> Iterator[Block]:
@@ -487,7 +492,7 @@ class PagedPool:
 
     # ------------------------------------------------------------------ mechanism used by the compactor
     def _record(self, kind: EventKind, block_id: int, pages: int, latency_s: float, info: int) -> None:
-        self.events.append((self.now(), int(kind), block_id, pages, latency_s, info))
+        self.events.record((self.now(), int(kind), block_id, pages, latency_s, info))
 
     def _record_compaction(self, reason: str, pages: int, bytes_moved: int, pause_s: float) -> None:
         self.compactions += 1
