@@ -59,6 +59,7 @@ class KVLayout:
         self.bytes_per_token = model.kv_bytes_per_token
         self.owners: dict[int, tuple[Block, int]] = {}  # block id -> (block, session key): the leak detector's view
         self.copied_bytes = 0  # bytes copied by re-allocation (contiguous growth)
+        self.live_pages = 0    # pages held by this layout's live blocks
 
     def new(self, owner: int) -> SeqKV:
         return SeqKV(self, owner)
@@ -69,16 +70,30 @@ class KVLayout:
         return -(-tokens // bt) * bt
 
     def bytes_for(self, tokens: int) -> int:
-        return self.tokens_for(tokens) * self.bytes_per_token
+        """Pool bytes (whole pages) a context of ``tokens`` occupies."""
+        page = self.pool.page_size
+        return -(-self.tokens_for(tokens) * self.bytes_per_token // page) * page
+
+    @property
+    def block_bytes(self) -> int:
+        """Pool bytes (whole pages) of one KV block of ``block_tokens``."""
+        page = self.pool.page_size
+        return -(-self.block_tokens * self.bytes_per_token // page) * page
 
     def _alloc(self, tokens: int, owner: int) -> Block:
         blk = self.pool.alloc((tokens, *self.row), self.dtype, tag=self.tag)
         self.owners[blk.id] = (blk, owner)
+        self.live_pages += blk.num_pages
         return blk
 
     def _free(self, blk: Block) -> None:
         del self.owners[blk.id]
+        self.live_pages -= blk.num_pages
         self.pool.free(blk)
+
+    def unit_pages(self) -> int:
+        """Pages of a typical KV allocation of this layout (what a free run must hold to be useful)."""
+        return max(1, -(-self.block_bytes // self.pool.page_size))
 
     def reserve(self, seq: SeqKV, tokens: int, length: int) -> float:
         """Make room for ``tokens`` tokens (``length`` are filled); seconds spent.
@@ -105,6 +120,11 @@ class ContiguousKV(KVLayout):
 
     name = "contiguous"
 
+    def unit_pages(self) -> int:
+        if not self.owners:
+            return super().unit_pages()
+        return max(1, -(-self.live_pages // len(self.owners)))
+
     def reserve(self, seq: SeqKV, tokens: int, length: int) -> float:
         if tokens <= seq.capacity:
             return 0.0
@@ -129,6 +149,9 @@ class PagedKV(KVLayout):
     """Fixed blocks of ``block_tokens`` tokens and a block table per sequence (the vLLM way)."""
 
     name = "paged"
+
+    def bytes_for(self, tokens: int) -> int:
+        return -(-tokens // self.block_tokens) * self.block_bytes
 
     def reserve(self, seq: SeqKV, tokens: int, length: int) -> float:
         if tokens <= seq.capacity:

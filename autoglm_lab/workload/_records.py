@@ -38,7 +38,8 @@ class StepRecord:
     evictions: int
     cache_hits: int
     utilisation: float
-    external_fragmentation: float
+    external_fragmentation: float  # the pool's: 1 - largest free run / free
+    kv_fragmentation: float        # share of free bytes in runs smaller than a typical KV allocation
     used_bytes: int
 
 
@@ -47,7 +48,8 @@ _INT_FIELDS = {"step", "compaction_reason", "compaction_bytes_moved", "batch_siz
                "decode_tokens", "queue_length", "finished", "failures", "preemptions", "evictions", "cache_hits",
                "used_bytes"}
 RECENT_KEYS = ("time_s", "step_latency_s", "alloc_latency_s", "compaction_pause_s", "batch_size", "tokens",
-               "failures", "preemptions", "evictions", "utilisation", "external_fragmentation", "compaction_reason")
+               "failures", "preemptions", "evictions", "utilisation", "external_fragmentation", "compaction_reason",
+               "kv_fragmentation", "queue_length")
 
 
 def reason_code(reason: str | None) -> int:

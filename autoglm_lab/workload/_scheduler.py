@@ -129,8 +129,8 @@ class Scheduler:
         kv = seq.kv
         assert kv is not None
         layout = kv.layout
-        need = max(0, layout.bytes_for(seq.processed + n) - kv.capacity * layout.bytes_per_token)
-        headroom = (len(self.running) + 1) * layout.block_tokens * layout.bytes_per_token
+        need = layout.bytes_for(seq.processed + n) - (layout.bytes_for(kv.capacity) if kv.capacity else 0)
+        headroom = (len(self.running) + 1) * layout.block_bytes
         return need + headroom <= self.host.room_bytes()
 
     def _reserve_or_evict(self, seq: Seq, tokens: int) -> bool:
@@ -142,8 +142,10 @@ class Scheduler:
     def _grow(self, seq: Seq, tokens: int) -> bool:
         """Room for ``seq`` to hold ``tokens``, preempting the newest sequences if need be."""
         while not self._reserve_or_evict(seq, tokens):
-            victim = self.running[-1]
-            self.running.pop()
+            victim = self.running.pop()
+            if victim is seq and not self.running:  # alone in the pool and still too big: it never fits
+                self.host.reject(seq)
+                return False
             self.waiting.appendleft(victim)
             self.host.preempt(victim)
             if victim is seq:

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..pool import PagedPool, PoolExhausted
+from ..pool import PagedPool, PoolExhausted, PoolStats
 from ._cache import ReuseCache, Session
 from ._config import MODEL_FIELDS, ServingConfig
 from ._kv import KVHandle, KVLayout, SeqKV, make_layout
@@ -82,7 +82,7 @@ class ServingSim:
         self._rng = np.random.default_rng(cfg.seed)
         self._layout = self._new_layout()
         self.totals: dict[str, float] = dict.fromkeys((
-            "failures", "preemptions", "evictions", "expired", "cache_hits", "cache_lookups", "reused_tokens",
+            "failures", "fragmentation_failures", "preemptions", "evictions", "expired", "cache_hits", "cache_lookups", "reused_tokens",
             "prefill_tokens", "decode_tokens", "recompute_tokens", "prewarm_tokens", "generated_tokens",
             "finished", "rejected", "truncated"), 0)
         self._ttft: list[float] = []
@@ -178,8 +178,10 @@ class ServingSim:
         t0 = time.perf_counter()
         try:
             kv.layout.reserve(kv, tokens, seq.processed)
-        except PoolExhausted:
+        except PoolExhausted as exc:
             self._s_failures += 1
+            if exc.free_pages >= exc.pages_requested:  # enough free memory, but no run long enough
+                self.totals["fragmentation_failures"] += 1
             return False
         finally:
             self._s_alloc_s += time.perf_counter() - t0
@@ -476,12 +478,28 @@ class ServingSim:
             tokens=prefill + decode, prefill_tokens=prefill, decode_tokens=decode,
             queue_length=len(self.sched.waiting), finished=self._s_finished, failures=self._s_failures,
             preemptions=self._s_preemptions, evictions=self._s_evictions, cache_hits=self._s_hits,
-            utilisation=st.utilisation, external_fragmentation=st.external_fragmentation, used_bytes=st.used_bytes,
+            utilisation=st.utilisation, external_fragmentation=st.external_fragmentation,
+            kv_fragmentation=self._kv_fragmentation(st), used_bytes=st.used_bytes,
         )
         self.steps += 1
         self._recent.append(rec)
         self._history.append(rec)
         return rec
+
+    def _kv_fragmentation(self, st: PoolStats) -> float:
+        """External fragmentation as the design defines it: free memory in runs too small for a request
+        (here: a typical KV allocation of the current layout)."""
+        unit = self._layout.unit_pages()
+        if not st.free_pages or unit <= 1:
+            return 0.0
+        if st.largest_free_run_pages < unit:
+            return 1.0
+        index = getattr(self.pool, "_index", None)  # TODO(pool): a public free-run histogram
+        if index is not None and hasattr(index, "merged_runs"):
+            lengths = np.fromiter((n for _, n in index.merged_runs()), np.int64)
+        else:
+            lengths = self.pool.snapshot().free_runs()[1]
+        return float(lengths[lengths < unit].sum()) / st.free_pages
 
     # ------------------------------------------------------------------ running and results
     def run(self, steps: int | None = None, until: float | None = None, *, progress: bool = True) -> dict[str, Any]:

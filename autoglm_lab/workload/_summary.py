@@ -18,7 +18,7 @@ def _pct(values: np.ndarray | list[float], q: float) -> float:
 
 def summarise(sim: ServingSim) -> dict[str, Any]:
     tot, pool = sim.totals, sim.pool
-    hist = sim._history.arrays(keys=("step_latency_s", "batch_size", "external_fragmentation", "tokens"))
+    hist = sim._history.arrays(keys=("step_latency_s", "batch_size", "external_fragmentation", "kv_fragmentation"))
     busy = hist["batch_size"] > 0
     step_lat = hist["step_latency_s"][busy]
     leaks = sim.leaks()
@@ -48,12 +48,14 @@ def summarise(sim: ServingSim) -> dict[str, Any]:
         "ttft_p50_s": _pct(sim._ttft, 50),
         "ttft_p99_s": _pct(sim._ttft, 99),
         "failures": int(tot["failures"]),
+        "fragmentation_failures": int(tot["fragmentation_failures"]),
         "preemptions": int(tot["preemptions"]),
         "compactions": pool.compactions - base_compactions,
         "compaction_bytes_moved": pool.compaction_bytes_moved - base_moved,
         "compaction_pause_s": pool.compaction_pause_s - base_pause,
         "peak_utilisation": sim._peak_util,
         "mean_external_fragmentation": float(hist["external_fragmentation"][busy].mean()) if busy.any() else 0.0,
+        "mean_kv_fragmentation": float(hist["kv_fragmentation"][busy].mean()) if busy.any() else 0.0,
         "cache_lookups": lookups,
         "cache_hits": int(tot["cache_hits"]),
         "cache_hit_rate": tot["cache_hits"] / lookups if lookups else 0.0,
