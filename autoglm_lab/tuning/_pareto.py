@@ -16,7 +16,7 @@ SENSES: dict[str, str] = {
     "cache_hit_rate": "max",
     "mean_external_fragmentation": "min", "failures": "min", "preemptions": "min",
     "ttft_p50_s": "min", "ttft_p99_s": "min", "tpot_p50_s": "min", "tpot_p99_s": "min",
-    "step_latency_p50_s": "min", "step_latency_p99_s": "min", "compactions": "min",
+    "step_latency_p50_s": "min", "step_latency_p99_s": "min", "compactions": "min", "requests_rejected": "min",
     "compaction_bytes_moved": "min", "compaction_pause_wall_s": "min", "trial_wall_s": "min",
 }
 Objective = Union[str, Callable[[pd.DataFrame], "pd.Series[float]"]]  # noqa: UP007 (runtime alias on 3.10)

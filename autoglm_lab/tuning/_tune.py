@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..pool import PoolConfig
 from ..workload import ServingConfig
+from . import _trial as _trial_module
 from ._pareto import Objective, objective_scores, pareto_front
 from ._space import DEFAULT_POOL, DEFAULT_SERVING, Trial, build_configs, grid_trials, random_trials
 from ._trial import WALL_COLUMNS, run_trial
@@ -85,10 +86,16 @@ def _init_worker() -> None:
 
 def default_executor(max_workers: int | None = None) -> cf.ProcessPoolExecutor:
     """Processes on this machine (at most 2 by default: trials are small and cores are shared).
-    Started with "spawn": safe however many threads the parent (a notebook, a dashboard) runs."""
+
+    Workers fork from a "forkserver" process, a clean single-threaded interpreter that imports the
+    simulator once (torch included), so they start in milliseconds and never inherit the threads of
+    the caller (a notebook, a dashboard loop). As with any non-fork start method, a script that calls
+    `tune` needs the ``if __name__ == "__main__":`` guard.
+    """
     workers = max_workers if max_workers is not None else max(1, min(2, os.cpu_count() or 1))
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=_init_worker)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([_trial_module.__name__])
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
 
 
 def tune(space: Mapping[str, Any], workload: Workload | None = None, *, objective: Objective = "ttft_p99_s",
