@@ -82,7 +82,8 @@ class ServingSim:
         self._rng = np.random.default_rng(cfg.seed)
         self._layout = self._new_layout()
         self.totals: dict[str, float] = dict.fromkeys((
-            "failures", "fragmentation_failures", "preemptions", "evictions", "expired", "cache_hits", "cache_lookups", "reused_tokens",
+            "failures", "fragmentation_failures", "preemptions", "evictions", "expired", "cache_hits",
+            "cache_lookups", "reused_tokens",
             "prefill_tokens", "decode_tokens", "recompute_tokens", "prewarm_tokens", "generated_tokens",
             "finished", "rejected", "truncated"), 0)
         self._ttft: list[float] = []
