@@ -1,0 +1,391 @@
+"""``autoglm-lab``: the lab without a notebook.
+
+```
+autoglm-lab demo   [--steps N] [--out report.html]          headless default demo -> HTML report
+autoglm-lab replay TRACE.csv [options]                      serve a trace, report + optional CSV
+autoglm-lab tune   [--param NAME=V1,V2 ...] [options]       sweep pool/serving parameters
+autoglm-lab bench  [--quick | --only NAME]                  benchmark scripts or a light built-in run
+```
+
+Errors (bad arguments, missing or malformed files, invalid settings) print one line on stderr and
+exit non-zero: 2 for usage errors, 1 for everything else. plotly and the simulator are imported by
+the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from .pool import PagedPool, PoolSnapshot
+    from .workload import ServingSim
+
+PROG = "autoglm-lab"
+_REPO = Path(__file__).resolve().parents[1]
+_DEMO_TRACE = _REPO / "data" / "azure_llm_2023_conv.csv"
+DEFAULT_SPACE = {
+    "memory_pool_initial_size": ["2MiB", "4MiB"],
+    "page_size": ["16KiB", "64KiB"],
+    "compaction": ["off", "eager"],
+    "cache_reuse_strategy": ["none", "lru"],
+}
+
+
+class CliError(Exception):
+    """A problem to report in one line (exit status 1)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not the usage block
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# ---------------------------------------------------------------------- arguments
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
+    return value
+
+
+def _scalar(text: str) -> Any:
+    """A --param value: int, float, true/false, none, or the text itself (sizes such as 64KiB)."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def _param(text: str) -> tuple[str, list[Any]]:
+    name, sep, values = text.partition("=")
+    if not sep or not name.strip() or not values.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE[,VALUE...], e.g. page_size=16KiB,64KiB")
+    return name.strip(), [_scalar(v) for v in values.split(",") if v.strip()]
+
+
+def _pool_options(p: argparse.ArgumentParser, *, page: str, size: str) -> None:
+    g = p.add_argument_group("pool")
+    g.add_argument("--page-size", default=page, help=f"bytes per page, e.g. 64KiB (default {page})")
+    g.add_argument("--pool-size", default=size, help=f"memory_pool_initial_size (default {size})")
+    g.add_argument("--max-size", default=None, help="largest size the pool may grow to (default: the pool size)")
+    g.add_argument("--compaction", choices=("off", "lazy", "eager"), default="lazy")
+    g.add_argument("--strategy", choices=("two_finger", "sliding"), default="two_finger",
+                   help="compaction strategy (default two_finger)")
+    g.add_argument("--threshold", type=float, default=0.3, help="fragmentation_threshold_factor (default 0.3)")
+    g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    g = p.add_argument_group("serving")
+    g.add_argument("--kv-layout", choices=("contiguous", "paged"), default="contiguous")
+    g.add_argument("--cache-reuse", choices=("none", "lru", "ttl"), default="lru",
+                   help="cache_reuse_strategy (default lru)")
+    g.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog=PROG, description="A lab for GPU memory fragmentation: paged pool, compactor, serving "
+                                        "simulator, tuning and reports.")
+    from . import __version__
+
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("demo", help="run the default demo headless and write an HTML report",
+                       description="Run the default demo (64 MiB CPU pool of 64 KiB pages, contiguous KV, LRU "
+                                   "reuse, the shipped trace) without a notebook and write a standalone HTML report.")
+    p.add_argument("--steps", type=_positive_int, default=6000, help="simulator steps (default 6000)")
+    p.add_argument("--snapshots", type=_positive_int, default=60, help="snapshots for the heatmap (default 60)")
+    p.add_argument("--kv-layout", choices=("contiguous", "paged"), default="contiguous")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("autoglm_lab_demo.html"), help="report path")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("replay", help="serve a trace CSV and report",
+                       description="Serve the requests of a trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens) "
+                                   "and write an HTML report (and optionally the per-step table as CSV).")
+    p.add_argument("trace", type=Path, metavar="TRACE.csv")
+    p.add_argument("--steps", type=_positive_int, default=2000, help="at most this many steps (default 2000)")
+    p.add_argument("--limit", type=_positive_int, default=None, help="read at most this many requests")
+    p.add_argument("--time-scale", type=_positive_float, default=1.0, help="arrivals this many times faster")
+    p.add_argument("--token-scale", type=_positive_float, default=1.0, help="multiply token counts")
+    p.add_argument("--snapshots", type=_positive_int, default=60)
+    p.add_argument("--out", type=Path, default=Path("autoglm_lab_replay.html"), help="report path")
+    p.add_argument("--csv", type=Path, default=None, help="also write the per-step results here")
+    p.add_argument("--quiet", action="store_true")
+    _pool_options(p, page="64KiB", size="64MiB")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("tune", help="sweep pool and serving parameters",
+                       description="Run one simulation per parameter combination and report the trade-off between "
+                                   "memory utilisation and p99 time to first token.")
+    p.add_argument("--param", type=_param, action="append", default=None, metavar="NAME=V1,V2",
+                   help="a PoolConfig/ServingConfig field and its values (repeatable); default: a 16-point space "
+                        "over pool size, page size, compaction and cache reuse")
+    p.add_argument("--method", choices=("grid", "random"), default="grid")
+    p.add_argument("--n-trials", type=_positive_int, default=None, help="random: trials to draw (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="random search seed and workload seed")
+    p.add_argument("--objective", default="ttft_p99_s", help="metric to optimise, or min:COL / max:COL")
+    p.add_argument("--trace", type=Path, default=None, help="a trace CSV instead of synthetic requests")
+    p.add_argument("--sessions", type=_positive_int, default=60, help="synthetic sessions (default 60)")
+    p.add_argument("--rate", type=_positive_float, default=400.0, help="synthetic arrivals per second")
+    p.add_argument("--steps", type=_positive_int, default=5000, help="at most this many steps per trial")
+    p.add_argument("--workers", type=_positive_int, default=None, help="processes (default 2)")
+    p.add_argument("--serial", action="store_true", help="run the trials in this process")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a Dask scheduler to run the trials on")
+    p.add_argument("--out", type=Path, default=None, help="write the results table (CSV)")
+    p.add_argument("--html", type=Path, default=None, help="write the trade-off figure (standalone HTML)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("bench", help="run the benchmark scripts, or a light built-in benchmark",
+                       description="Run the scripts in benchmarks/ (a source checkout), or with --quick (or "
+                                   "without a checkout) a light built-in benchmark of the pool and simulator.")
+    p.add_argument("--quick", action="store_true", help="the light built-in benchmark only")
+    p.add_argument("--only", action="append", default=None, metavar="NAME",
+                   help="run only benchmarks/bench_NAME.py (repeatable)")
+    p.add_argument("--list", action="store_true", help="list the benchmark scripts and exit")
+    p.set_defaults(func=cmd_bench)
+    return ap
+
+
+# ---------------------------------------------------------------------- runs with reports
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _run_with_snapshots(sim: ServingSim, steps: int, snapshots: int, quiet: bool
+                        ) -> tuple[list[PoolSnapshot], list[float]]:
+    """Run ``steps`` steps, taking about ``snapshots`` evenly spaced snapshots (and one at the end)."""
+    from tqdm.auto import tqdm
+
+    every = max(1, steps // snapshots)
+    snaps, times = [sim.pool.snapshot()], [sim.clock]
+    with tqdm(total=steps, disable=quiet, unit="step", desc="serving", file=sys.stderr) as bar:
+        done = 0
+        while done < steps and not sim.done:
+            n = min(every, steps - done)
+            sim.run(n, progress=False)
+            done += n
+            bar.update(n)
+            snaps.append(sim.pool.snapshot())
+            times.append(sim.clock)
+    return snaps, times
+
+
+def _report(path: Path, title: str, pool: PagedPool, sim: ServingSim, snaps: list[PoolSnapshot],
+            times: list[float], extra: dict[str, Any]) -> Path:
+    from .report import write_report
+
+    config = {"pool": pool.config.to_dict(), "serving": sim.config.to_dict(), "run": extra}
+    return write_report(path, snaps, steps=sim.results(), summary=sim.summary(), config=config, times=times,
+                        title=title)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    keys = ("steps", "sim_time_s", "requests_done", "requests_rejected", "failures", "preemptions", "compactions",
+            "peak_utilisation", "ttft_p99_s", "step_latency_p99_s")
+    _say("  ".join(f"{k}={summary[k]:.4g}" if isinstance(summary[k], float) else f"{k}={summary[k]}"
+                   for k in keys))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .pool import PagedPool, PoolConfig
+    from .workload import ServingConfig, ServingSim, load_trace, synthetic_requests
+
+    pool = PagedPool(PoolConfig(page_size="64KiB", memory_pool_initial_size="64MiB", max_size="64MiB",
+                                device="cpu", compaction="lazy"))
+    if _DEMO_TRACE.is_file():
+        requests, source = load_trace(_DEMO_TRACE, limit=2000, time_scale=4.0), str(_DEMO_TRACE.name)
+    else:
+        requests, source = synthetic_requests(2000, rate_per_s=8.0, seed=args.seed), "synthetic_requests(2000)"
+    sim = ServingSim(pool, ServingConfig(kv_layout=args.kv_layout, cache_reuse_strategy="lru", seed=args.seed),
+                     requests=requests)
+    snaps, times = _run_with_snapshots(sim, args.steps, args.snapshots, args.quiet)
+    out = _report(args.out, "autoglm_lab demo", pool, sim, snaps, times,
+                  {"requests": source, "steps": args.steps})
+    _print_summary(sim.summary())
+    _say(f"report written to {out.resolve()}")
+    return 0
+
+
+def _pool_config(args: argparse.Namespace) -> Any:
+    from .pool import PoolConfig
+
+    return PoolConfig(page_size=args.page_size, memory_pool_initial_size=args.pool_size, max_size=args.max_size,
+                      device=args.device, compaction=args.compaction, compaction_strategy=args.strategy,
+                      fragmentation_threshold_factor=args.threshold)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .pool import PagedPool
+    from .workload import ServingConfig, ServingSim, load_trace
+
+    if not args.trace.is_file():
+        raise CliError(f"trace file {str(args.trace)!r} does not exist")
+    cfg = _pool_config(args)
+    serving = ServingConfig(kv_layout=args.kv_layout, cache_reuse_strategy=args.cache_reuse, seed=args.seed)
+    requests = load_trace(args.trace, limit=args.limit, time_scale=args.time_scale, token_scale=args.token_scale)
+    if not requests:
+        raise CliError(f"trace file {str(args.trace)!r} has no requests")
+    pool = PagedPool(cfg)
+    sim = ServingSim(pool, serving, requests=requests)
+    snaps, times = _run_with_snapshots(sim, args.steps, args.snapshots, args.quiet)
+    out = _report(args.out, f"autoglm_lab replay of {args.trace.name}", pool, sim, snaps, times,
+                  {"trace": str(args.trace), "requests": len(requests), "time_scale": args.time_scale,
+                   "token_scale": args.token_scale, "steps": args.steps})
+    _print_summary(sim.summary())
+    if args.csv is not None:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        sim.results().to_csv(args.csv, index=False)
+        _say(f"per-step results written to {args.csv.resolve()}")
+    _say(f"report written to {out.resolve()}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .tuning import Workload, tune
+
+    space = dict(args.param) if args.param else DEFAULT_SPACE
+    if args.trace is not None and not args.trace.is_file():
+        raise CliError(f"trace file {str(args.trace)!r} does not exist")
+    workload = Workload(trace=None if args.trace is None else str(args.trace), steps=args.steps,
+                        num_sessions=args.sessions, rate_per_s=args.rate, seed=args.seed)
+    client = None
+    executor: Any = "serial" if args.serial else None
+    if args.scheduler is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise CliError("--scheduler needs dask[distributed]: pip install 'dask[distributed]'") from None
+        client = Client(args.scheduler, timeout="10s")
+        executor = client.get_executor()
+    t0 = time.perf_counter()
+    try:
+        res = tune(space, workload, objective=args.objective, n_trials=args.n_trials, method=args.method,
+                   seed=args.seed, executor=executor, progress=not args.quiet, max_workers=args.workers)
+    finally:
+        if client is not None:
+            client.close()
+    elapsed = time.perf_counter() - t0
+    df = res.results
+    _say(f"{len(df)} trials in {elapsed:.1f} s ({len(df) / elapsed:.2f} trials/s)")
+    cols = ["trial", *res.params, "mean_utilisation", "ttft_p99_s", "failures", "preemptions"]
+    _say("Pareto front (memory utilisation vs p99 time to first token):")
+    _say(res.pareto()[cols].to_string(index=False))
+    best = res.best()
+    _say(f"best for {args.objective}: trial {int(best['trial'])}: "
+         + ", ".join(f"{p}={best[p]}" for p in res.params))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(args.out, index=False)
+        _say(f"results written to {args.out.resolve()}")
+    if args.html is not None:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        res.figure().write_html(args.html, include_plotlyjs=True)
+        _say(f"trade-off figure written to {args.html.resolve()}")
+    return 0
+
+
+# ---------------------------------------------------------------------- bench
+def _scripts() -> dict[str, Path]:
+    folder = _REPO / "benchmarks"
+    return {p.stem.removeprefix("bench_"): p for p in sorted(folder.glob("bench_*.py"))} if folder.is_dir() else {}
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    scripts = _scripts()
+    if args.list:
+        _say("\n".join(f"{name}: {path}" for name, path in scripts.items()) or "no benchmark scripts (not a checkout)")
+        return 0
+    if args.quick or not scripts:
+        if args.only:
+            raise CliError("--only needs the benchmark scripts of a source checkout; use --quick alone")
+        return _quick_bench()
+    names = args.only or list(scripts)
+    unknown = [n for n in names if n not in scripts]
+    if unknown:
+        raise CliError(f"no benchmark named {', '.join(unknown)}; available: {', '.join(scripts)}")
+    status = 0
+    for name in names:
+        _say(f"== {scripts[name].name}")
+        sys.stdout.flush()
+        status = max(status, subprocess.call([sys.executable, str(scripts[name])], cwd=_REPO))
+    return status
+
+
+def _quick_bench() -> int:
+    import statistics
+
+    import torch
+
+    from .pool import PagedPool, PoolConfig
+    from .workload import ServingConfig, ServingSim, synthetic_requests
+
+    pool = PagedPool(PoolConfig(page_size="4KiB", memory_pool_initial_size="16MiB", max_size=None, device="cpu"))
+    samples = []
+    for _ in range(20):
+        t0 = time.perf_counter_ns()
+        for _ in range(500):
+            pool.free(pool.alloc_bytes(12_000))
+        samples.append((time.perf_counter_ns() - t0) / 500)
+    _say(f"alloc+free on a {pool.capacity_pages}-page pool: median {statistics.median(samples) / 1e3:.2f} us per pair")
+    blocks = [pool.alloc((1024,), torch.float32) for _ in range(1000)]
+    for b in blocks[::2]:
+        pool.free(b)
+    rep = pool.compact()
+    rate = rep.bytes_moved / rep.pause_s / 1e9 if rep.pause_s else float("nan")
+    _say(f"full compaction: {rep.pages_moved} pages, {rep.bytes_moved / 2**20:.1f} MiB moved in "
+         f"{rep.pause_s * 1e3:.2f} ms ({rate:.2f} GB/s)")
+    sim_pool = PagedPool(PoolConfig(page_size="16KiB", memory_pool_initial_size="8MiB", max_size=None, device="cpu"))
+    sim = ServingSim(sim_pool, ServingConfig(compute="none"), requests=synthetic_requests(100, rate_per_s=200.0))
+    t0 = time.perf_counter()
+    s = sim.run(2000, progress=False)
+    wall = time.perf_counter() - t0
+    _say(f"simulator, compute='none': {s['tokens']} tokens in {wall:.2f} s ({s['tokens'] / wall:,.0f} tokens/s, "
+         f"target >= 50k on one core)")
+    return 0
+
+
+# ---------------------------------------------------------------------- entry point
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (errors: one line on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    except (CliError, ValueError, TypeError, OSError, MemoryError, RuntimeError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        sys.stderr.write(f"{PROG} {args.command}: error: {message}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
