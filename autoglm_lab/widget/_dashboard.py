@@ -84,7 +84,7 @@ class Dashboard(w.VBox):
     """
 
     def __init__(self, pool: PagedPool, sim: ServingSim | None = None, *, fps: float = 10.0,
-                 width_px: int = 1040) -> None:
+                 width_px: int = 1000) -> None:
         if not isinstance(pool, PagedPool):
             raise TypeError(f"pool must be a PagedPool, not {type(pool).__name__}")
         if sim is not None and getattr(sim, "pool", pool) is not pool:
@@ -98,7 +98,7 @@ class Dashboard(w.VBox):
         self._syncing = False
         self.last_report: CompactionReport | None = None
         self.steps_per_frame = 0  # 0: as many as fit between frames
-        stats_w = 300
+        stats_w = 290
         self.page_map = PageMap(pool, width_px=width_px - stats_w - 24, height_px=340)
         self.heatmap = FragmentationHeatmap(width_px=width_px // 2 - 8, height_px=210)
         self.trace = LatencyTrace(width_px=width_px // 2 - 8, height_px=210)
@@ -261,8 +261,9 @@ class Dashboard(w.VBox):
 
     def _build_controls(self) -> None:
         cfg = self.pool.config
-        style = {"description_width": "150px"}
-        lay = w.Layout(width="330px")
+        style = {"description_width": "118px"}
+        tstyle = {"description_width": "118px", "button_width": "62px"}
+        lay = w.Layout(width="310px")
         c = self.controls
         c["fragmentation_threshold_factor"] = GuardedFloatSlider(
             value=cfg.fragmentation_threshold_factor, min=0.0, max=1.0, step=0.05,
@@ -272,26 +273,26 @@ class Dashboard(w.VBox):
             value=cfg.free_ratio_trigger, min=0.0, max=1.0, step=0.05, description="free-ratio trigger",
             style=style, layout=lay)
         c["max_consecutive_failures"] = GuardedIntSlider(
-            value=cfg.max_consecutive_failures, min=1, max=20, description="failures before compact",
+            value=cfg.max_consecutive_failures, min=1, max=20, description="max failures",
             style=style, layout=lay)
         c["compaction_budget_bytes"] = GuardedDropdown(
             options=self._budget_options(), value=cfg.compaction_budget_bytes or 0,
-            description="compaction budget", style=style, layout=lay)
+            description="step budget", style=style, layout=lay)
         c["compaction"] = GuardedToggleButtons(
-            options=["off", "lazy", "eager"], value=cfg.compaction, description="compaction", style=style)
+            options=["off", "lazy", "eager"], value=cfg.compaction, description="compaction", style=tstyle)
         c["compaction_strategy"] = GuardedDropdown(
             options=self._strategies(), value=cfg.compaction_strategy, description="strategy", style=style,
             layout=lay)
-        c["fit"] = GuardedToggleButtons(options=["first", "best"], value=cfg.fit, description="fit", style=style)
+        c["fit"] = GuardedToggleButtons(options=["first", "best"], value=cfg.fit, description="fit", style=tstyle)
         c["coalesce"] = GuardedToggleButtons(options=["eager", "lazy"], value=cfg.coalesce, description="coalesce",
-                                             style=style)
+                                             style=tstyle)
         scfg = self.sim.config if self.sim is not None else None
         c["cache_reuse_strategy"] = GuardedDropdown(
             options=["none", "lru", "ttl"], value=scfg.cache_reuse_strategy if scfg else "none",
             description="cache reuse", style=style, layout=lay, disabled=scfg is None)
         c["kv_layout"] = GuardedToggleButtons(
             options=["contiguous", "paged"], value=scfg.kv_layout if scfg else "contiguous",
-            description="KV layout", style=style, disabled=scfg is None)
+            description="KV layout", style={**tstyle, "button_width": "92px"}, disabled=scfg is None)
         c["request_rate_scale"] = GuardedFloatLogSlider(
             value=scfg.request_rate_scale if scfg else 1.0, base=10, min=-1, max=1, step=0.05,
             description="request rate ×", style=style, layout=lay, disabled=scfg is None)
@@ -302,9 +303,9 @@ class Dashboard(w.VBox):
             options=_with(_POOL_SIZES, format_size(int(cfg.memory_pool_initial_size))),  # type: ignore[arg-type]
             value=format_size(int(cfg.memory_pool_initial_size)),  # type: ignore[arg-type]
             description="pool size", style=style, layout=lay)
-        c["apply"] = GuardedButton(description="Apply (rebuild pool)", icon="refresh", layout=w.Layout(width="330px"))
+        c["apply"] = GuardedButton(description="Apply (rebuild pool)", icon="refresh", layout=w.Layout(width="300px"))
         c["color_by"] = GuardedToggleButtons(options=list(COLOR_MODES), value=self.page_map.color_by,
-                                             description="colour pages by", style=style)
+                                             description="colour pages by", style=tstyle)
         c["fps"] = GuardedIntSlider(value=int(self._loop.fps), min=1, max=30, description="frames / s",
                                     style=style, layout=lay)
         c["steps_per_frame"] = GuardedDropdown(options=list(_SPEEDS), value=0, description="sim steps / frame",
@@ -466,7 +467,7 @@ class Dashboard(w.VBox):
             extra["simulated time"] = f"{sim.clock:.2f} s · {sim.steps:,} steps"
         if self.last_report is not None:
             r = self.last_report
-            extra["last Compact now"] = f"{r.pages_moved:,} pages in {r.pause_s * 1e3:.2f} ms"
+            extra["last compact now"] = f"{r.pages_moved:,} pages in {r.pause_s * 1e3:.2f} ms"
         self.stats.update(snap.stats, extra, self.page_map.selected_block())
         fps = self._loop.achieved_fps if self._loop.running else 0.0
         self.status.value = (f"<span style='color:#475569;font:12px system-ui'>"

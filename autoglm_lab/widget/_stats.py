@@ -15,8 +15,9 @@ __all__ = ["StatsPanel", "stats_rows"]
 _CSS = ("<style>.agl-stats{font:12px/1.5 var(--jp-ui-font-family,system-ui,sans-serif);"
         "color:var(--jp-ui-font-color1,#1f2937);border:1px solid #e2e8f0;border-radius:6px;padding:6px 10px;"
         "background:#f8fafc}.agl-stats h4{margin:0 0 4px;font-size:13px}.agl-stats table{border-collapse:collapse;"
-        "width:100%}.agl-stats td{padding:1px 4px}.agl-stats td.v{text-align:right;font-variant-numeric:tabular-nums;"
-        "font-weight:600}.agl-stats tr.sep td{border-top:1px solid #e2e8f0}.agl-stats .sel{color:#b91c1c}</style>")
+        "width:100%}.agl-stats td{padding:1px 4px}"
+        ".agl-stats td.v{text-align:right;font-variant-numeric:tabular-nums;"
+        "font-weight:600;white-space:nowrap}.agl-stats tr.sep td{border-top:1px solid #e2e8f0}.agl-stats .sel{color:#b91c1c}</style>")
 
 
 def _bytes(n: float) -> str:
@@ -33,17 +34,19 @@ def stats_rows(stats: PoolStats, extra: dict[str, Any] | None = None) -> list[tu
     s = stats
     used_pct = s.used_bytes / s.capacity_bytes if s.capacity_bytes else 0.0
     rows = [
-        ("capacity", f"{_bytes(s.capacity_bytes)} · {s.capacity_pages:,} × {format_size(s.page_size)}"),
-        ("used", f"{_bytes(s.used_bytes)} ({used_pct:.0%}) · {s.num_blocks:,} blocks"),
-        ("free", f"{_bytes(s.free_bytes)} in {s.free_runs:,} runs"),
-        ("largest free run", f"{s.largest_free_run_pages:,} pages · {_bytes(s.largest_free_run_bytes)}"),
-        ("external fragmentation", f"{s.external_fragmentation:.1%}"),
-        ("internal fragmentation", f"{s.internal_fragmentation:.1%} · {_bytes(s.internal_waste_bytes)} waste"),
+        ("capacity", f"{_bytes(s.capacity_bytes)} · {s.capacity_pages:,}×{format_size(s.page_size)}"),
+        ("used", f"{_bytes(s.used_bytes)} ({used_pct:.0%})"),
+        ("blocks", f"{s.num_blocks:,}"),
+        ("free", f"{_bytes(s.free_bytes)} · {s.free_runs:,} runs"),
+        ("largest free run", f"{s.largest_free_run_pages:,} pages"),
+        ("external frag.", f"{s.external_fragmentation:.1%}"),
+        ("internal frag.", f"{s.internal_fragmentation:.1%} · {_bytes(s.internal_waste_bytes)}"),
         ("failed allocations", f"{s.failed_allocations:,}"),
         ("compactions", f"{s.compactions:,}"
-         + (f" · last: {s.last_compaction_reason}" if s.last_compaction_reason else "")),
-        ("bytes moved", f"{_bytes(s.compaction_bytes_moved)} · {s.compaction_pages_moved:,} pages"),
-        ("compaction pause (total)", f"{s.compaction_pause_s * 1e3:.2f} ms"),
+         + (f" · {s.last_compaction_reason}" if s.last_compaction_reason else "")),
+        ("bytes moved", f"{_bytes(s.compaction_bytes_moved)}"),
+        ("pages moved", f"{s.compaction_pages_moved:,}"),
+        ("pause (total)", f"{s.compaction_pause_s * 1e3:.2f} ms"),
     ]
     for key, value in (extra or {}).items():
         rows.append((key, value))
@@ -59,7 +62,7 @@ class StatsPanel(w.HTML):
         rows = stats_rows(stats, extra)
         body = []
         for i, (label, value) in enumerate(rows):
-            cls = ' class="sep"' if i in (4, 6) else ""
+            cls = ' class="sep"' if i in (5, 7) else ""
             body.append(f"<tr{cls}><td>{html.escape(label)}</td><td class='v'>{html.escape(value)}</td></tr>")
         if selected:
             tag = f" · {selected['tag']}" if selected.get("tag") else ""

@@ -121,12 +121,16 @@ export function render({ model, el: host }) {
     if (n) {
       const tNow = history.time[n - 1];
       const x0 = history.capacity - n;
+      const nowX = PAD.left + pw - 10;
+      let lastX = -Infinity;
       for (const frac of [0, 0.25, 0.5, 0.75]) {
         const c = Math.round(x0 + frac * (history.capacity - 1 - x0));
         const idx = c - x0;
-        if (idx < 0 || idx >= n) continue;
-        const dt = history.time[idx] - tNow;
-        ctx.fillText(dt === 0 ? "now" : `−${formatSeconds(-dt)}`, PAD.left + ((c + 0.5) / history.capacity) * pw, PAD.top + ph + 8);
+        if (idx < 0 || idx >= n - 1) continue;
+        const x = PAD.left + ((c + 0.5) / history.capacity) * pw;
+        if (x - lastX < 60 || nowX - x < 60) continue;  // keep labels apart
+        ctx.fillText(`−${formatSeconds(tNow - history.time[idx])}`, x, PAD.top + ph + 8);
+        lastX = x;
       }
       ctx.fillText("now", PAD.left + pw - 10, PAD.top + ph + 8);
     }

@@ -87,7 +87,11 @@ export function render({ model, el: host }) {
     image = ctx.createImageData(layout.width, layout.height);
     pixels = new Uint32Array(image.data.buffer);
     pixels.fill(packColor(BACKGROUND));
-    root.dataset.cell = String(layout.cell);
+    // the layout, for tests and tools that read pixels back (page p of segment s sits at
+    // row segRow[s] + floor((p - first) / cols), column (p - first) % cols, cell x cell pixels)
+    canvas.dataset.cell = String(layout.cell);
+    canvas.dataset.cols = String(layout.cols);
+    canvas.dataset.segRows = layout.segRow.join(",");
   };
 
   const paintAll = () => {

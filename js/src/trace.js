@@ -134,13 +134,14 @@ export function render({ model, el: host }) {
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";
     let lx = PAD.left + 4;
-    const items = [...SERIES.map((s) => [s.label, s.color]), ["compaction", "#f97316"], ["alloc failure", "#dc2626"]];
+    const items = [...SERIES.map((s) => [s.label, s.color]), ["compaction event", "#fdba74"], ["alloc failure", "#dc2626"]];
     for (const [label, color] of items) {
+      if (lx + ctx.measureText(label).width + 16 > w - PAD.right) break;  // never draw past the edge
       ctx.fillStyle = color;
       ctx.fillRect(lx, 8, 12, 4);
       ctx.fillStyle = TEXT;
       ctx.fillText(label, lx + 16, 10);
-      lx += ctx.measureText(label).width + 32;
+      lx += ctx.measureText(label).width + 26;
     }
     canvas.dataset.points = String(n);
   };

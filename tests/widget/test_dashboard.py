@@ -139,7 +139,7 @@ def test_compact_now_shows_the_compacted_pool_in_the_next_frame(outbox: Outbox) 
     assert fields["seq"] == after.seq
     assert screen.tolist() == palette_indices(after, "state").tolist()
     assert not np.array_equal(screen, before.page_state)
-    assert "last Compact now" in dash.stats.value
+    assert "last compact now" in dash.stats.value
     dash.close()
 
 
