@@ -17,7 +17,8 @@ _CSS = ("<style>.agl-stats{font:12px/1.5 var(--jp-ui-font-family,system-ui,sans-
         "background:#f8fafc}.agl-stats h4{margin:0 0 4px;font-size:13px}.agl-stats table{border-collapse:collapse;"
         "width:100%}.agl-stats td{padding:1px 4px}"
         ".agl-stats td.v{text-align:right;font-variant-numeric:tabular-nums;"
-        "font-weight:600;white-space:nowrap}.agl-stats tr.sep td{border-top:1px solid #e2e8f0}.agl-stats .sel{color:#b91c1c}</style>")
+        "font-weight:600;white-space:nowrap}.agl-stats tr.sep td{border-top:1px solid #e2e8f0}"
+        ".agl-stats .sel{color:#b91c1c}</style>")
 
 
 def _bytes(n: float) -> str:
