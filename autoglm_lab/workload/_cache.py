@@ -35,9 +35,10 @@ class Session:
 
 
 class CacheEntry:
-    __slots__ = ("kv", "session", "stored_s", "tokens")
+    __slots__ = ("kv", "prewarmed", "session", "stored_s", "tokens")
 
-    def __init__(self, session: Session, kv: SeqKV, tokens: int, stored_s: float) -> None:
+    def __init__(self, session: Session, kv: SeqKV, tokens: int, stored_s: float, prewarmed: bool = False) -> None:
+        self.prewarmed = prewarmed
         self.session = session
         self.kv = kv
         self.tokens = tokens
@@ -60,10 +61,10 @@ class ReuseCache:
     def __iter__(self) -> Iterator[CacheEntry]:
         return iter(list(self._entries.values()))
 
-    def put(self, session: Session, kv: SeqKV, tokens: int, now: float) -> SeqKV | None:
+    def put(self, session: Session, kv: SeqKV, tokens: int, now: float, prewarmed: bool = False) -> SeqKV | None:
         """Store ``kv``; returns a KV this replaces (the caller frees it)."""
         old = self.pop(session.key)
-        self._entries[session.key] = CacheEntry(session, kv, tokens, now)
+        self._entries[session.key] = CacheEntry(session, kv, tokens, now, prewarmed)
         self.bytes += kv.nbytes
         return old.kv if old else None
 

@@ -105,9 +105,12 @@ class Scheduler:
             if cfg.adaptive_batching and self.running and not self._fits(seq, n, cfg):
                 self.host.detach_kv(seq)
                 break
-            if not self._reserve_or_evict(seq, seq.processed + n):
+            # pre-warming reserves its whole context now and never evicts or grows later
+            fits = self.host.reserve(seq, seq.context) if seq.prewarm \
+                else self._reserve_or_evict(seq, seq.processed + n)
+            if not fits:
                 self.host.detach_kv(seq)
-                if self.running:
+                if self.running and not seq.prewarm:
                     break
                 self.waiting.popleft()  # it does not fit even in an idle pool
                 self.host.reject(seq)

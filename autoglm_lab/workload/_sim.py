@@ -84,13 +84,14 @@ class ServingSim:
         self.totals: dict[str, float] = dict.fromkeys((
             "failures", "fragmentation_failures", "preemptions", "evictions", "expired", "cache_hits",
             "cache_lookups", "reused_tokens",
-            "prefill_tokens", "decode_tokens", "recompute_tokens", "prewarm_tokens", "generated_tokens",
+            "prefill_tokens", "decode_tokens", "recompute_tokens", "prewarm_tokens", "prewarm_hits", "generated_tokens",
             "finished", "rejected", "truncated"), 0)
         self._ttft: list[float] = []
         self._tpot: list[float] = []
         self._peak_util = 0.0
         self._pool_base = (self.pool.compactions, self.pool.compaction_bytes_moved, self.pool.compaction_pause_s)
         self._wall_s = 0.0
+        self._until: float | None = None
         self._recent = StepColumns(cfg.recent_capacity, ring=True)
         self._history = StepColumns(cfg.history_limit, ring=False)
 
@@ -199,7 +200,7 @@ class ServingSim:
         self.cache.pop(entry.session.key)
         self._release(entry.kv)
         self._s_evictions += 1
-        if entry.session.turns >= 2:  # hot: worth warming again when memory frees up
+        if entry.session.turns >= 2 and not entry.prewarmed:  # hot: warm it again once memory frees up
             self._cold[entry.session.key] = (entry.session, entry.tokens)
             self._cold.move_to_end(entry.session.key)
             while len(self._cold) > 1024:
@@ -215,6 +216,8 @@ class ServingSim:
             entry = self.cache.pop(seq.session.key)
             if entry is not None:
                 seq.kv = entry.kv
+                if entry.prewarmed:
+                    self.totals["prewarm_hits"] += 1
                 seq.processed = min(entry.tokens, seq.req.prefix_tokens, seq.context - 1)
                 self._s_hits += 1
                 self.totals["reused_tokens"] += seq.processed
@@ -246,7 +249,8 @@ class ServingSim:
         self._s_preemptions += 1
 
     def reject(self, seq: Seq) -> None:
-        self.totals["rejected"] += 1
+        if not seq.prewarm:
+            self.totals["rejected"] += 1
         if seq.kv is not None:
             self._release(seq.kv)
             seq.kv = None
@@ -286,6 +290,8 @@ class ServingSim:
             nxt = self.clock + ahead / self._config.request_rate_scale
         if self._followups:
             nxt = min(nxt, self._followups[0][0])
+        if not math.isfinite(nxt) and self._until is not None:  # nothing left: let idle sessions time out
+            nxt = self._until
         if math.isfinite(nxt) and nxt > self.clock:
             self._advance(nxt - self.clock)
 
@@ -319,9 +325,11 @@ class ServingSim:
                 self.totals["expired"] += 1
 
     def _prewarm(self) -> None:
-        """Recompute the KV of the most recently evicted hot session when over half the pool is free."""
-        cfg, st = self._config, self.pool.stats()
-        if not (cfg.prewarm and cfg.cache_reuse_strategy != "none" and self._cold) or st.free_ratio < 0.5:
+        """Recompute the KV of the most recently evicted hot session when nothing waits and half of
+        the pool is free (pre-warming uses idle capacity only: it never evicts, and warms a session once)."""
+        cfg = self._config
+        if not (cfg.prewarm and cfg.cache_reuse_strategy != "none" and self._cold) or self.sched.waiting \
+                or self.pool.stats().free_ratio < 0.5:
             return
         key, (ses, tokens) = self._cold.popitem()
         if ses.closed_s is not None or ses.active or key in self.cache:
@@ -351,7 +359,7 @@ class ServingSim:
         assert kv is not None
         seq.kv = None
         if seq.prewarm or cfg.cache_reuse_strategy != "none":
-            old = self.cache.put(seq.session, kv, seq.processed, self.clock)
+            old = self.cache.put(seq.session, kv, seq.processed, self.clock, prewarmed=seq.prewarm)
             if old is not None:
                 self._release(old)
         elif cfg.leak_sessions:
@@ -504,22 +512,26 @@ class ServingSim:
 
     # ------------------------------------------------------------------ running and results
     def run(self, steps: int | None = None, until: float | None = None, *, progress: bool = True) -> dict[str, Any]:
-        """Step until ``steps`` more steps ran, the clock passed ``until`` (seconds) or all requests are done.
-        Shows a tqdm bar unless ``progress=False``. Returns `summary()`."""
+        """Step until ``steps`` more steps ran, the clock passed ``until`` (seconds) or, without ``until``, all
+        requests are done (with ``until`` the clock runs on, so idle sessions time out). Shows a tqdm bar
+        unless ``progress=False``. Returns `summary()`."""
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
             raise ValueError(f"steps={steps!r} is not allowed: use None or an integer >= 0")
         if until is not None and (isinstance(until, bool) or not isinstance(until, int | float) or math.isnan(until)):
             raise ValueError(f"until={until!r} is not allowed: use None or a number of seconds")
         bar = tqdm(total=steps, disable=not progress, unit="step", desc="serving", leave=False)
+        self._until = until
         try:
             n = 0
-            while (steps is None or n < steps) and (until is None or self.clock < until) and not self.done:
+            while (steps is None or n < steps) and (until is None or self.clock < until) \
+                    and (until is not None or not self.done):
                 rec = self.step()
                 n += 1
                 bar.update(1)
                 if n % 64 == 0:
                     bar.set_postfix(t=f"{rec.time_s:.1f}s", batch=rec.batch_size, util=f"{rec.utilisation:.0%}")
         finally:
+            self._until = None
             bar.close()
         return self.summary()
 

@@ -40,6 +40,7 @@ def summarise(sim: ServingSim) -> dict[str, Any]:
         "decode_tokens": int(tot["decode_tokens"]),
         "recompute_tokens": int(tot["recompute_tokens"]),
         "prewarm_tokens": int(tot["prewarm_tokens"]),
+        "prewarm_hits": int(tot["prewarm_hits"]),
         "tokens_per_sim_s": (tot["prefill_tokens"] + tot["decode_tokens"]) / sim.clock if sim.clock else 0.0,
         "step_latency_p50_s": _pct(step_lat, 50),
         "step_latency_p99_s": _pct(step_lat, 99),

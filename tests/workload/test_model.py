@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import torch
+
+import autoglm_lab as al
+from autoglm_lab.workload import ModelConfig, Request, ServingConfig, ServingSim, TinyGLM
+from autoglm_lab.workload._kv import KVHandle, make_layout
+
+
+def test_kv_bytes_per_token_follows_the_formula() -> None:
+    cfg = ModelConfig(num_layers=3, num_kv_heads=4, head_dim=16, num_heads=8, dtype="float16")
+    assert cfg.kv_bytes_per_token == 2 * 3 * 4 * 16 * 2
+
+
+def test_decoder_reads_kv_from_pool_blocks_same_result_in_both_layouts(make_pool) -> None:
+    cfg = ModelConfig(seed=3)
+    model = TinyGLM(cfg)
+    torch.manual_seed(0)
+    prompt = torch.randint(0, cfg.vocab_size, (70,))
+    outs = {}
+    for name in ("contiguous", "paged"):
+        pool = make_pool("4MiB")
+        layout = make_layout(name, pool, cfg, 16, "kv")
+        seq = layout.new(owner=0)
+        layout.reserve(seq, 70, 0)
+        toks = [int(model.step([prompt[:50]], [0], [KVHandle(seq)])[0])]
+        toks.append(int(model.step([prompt[50:]], [50], [KVHandle(seq)])[0]))  # a chunk across paged blocks
+        for i in range(5):
+            layout.reserve(seq, 71 + i, 70 + i)  # contiguous: re-allocates and copies
+            toks.append(int(model.step([torch.tensor([toks[-1]])], [70 + i], [KVHandle(seq)])[0]))
+        outs[name] = toks
+        assert pool.stats().num_blocks == len(seq.blocks) > 0
+        assert layout.view(seq, 0, 75).abs().sum() > 0  # the keys/values were written into the pool
+    assert outs["contiguous"] == outs["paged"]
+    # same answer without a cache: one pass over the whole sequence
+    pool = make_pool("4MiB")
+    layout = make_layout("paged", pool, cfg, 16, "kv")
+    seq = layout.new(owner=0)
+    layout.reserve(seq, 80, 0)
+    full = torch.cat([prompt, torch.tensor(outs["paged"][1:6])])
+    assert int(model.step([full], [0], [KVHandle(seq)])[0]) == outs["paged"][-1]
+
+
+def test_seeded_weights() -> None:
+    a, b, c = TinyGLM(ModelConfig(seed=1)), TinyGLM(ModelConfig(seed=1)), TinyGLM(ModelConfig(seed=2))
+    assert torch.equal(a.lm_head.weight, b.lm_head.weight)
+    assert not torch.equal(a.lm_head.weight, c.lm_head.weight)
+
+
+def _decode_latency(context: int) -> float:
+    pool = al.PagedPool(al.PoolConfig(memory_pool_initial_size="32MiB", compaction="off", device="cpu"))
+    reqs = [Request(id=i, arrival_s=0.0, prompt_tokens=context, output_tokens=24, session_id=i) for i in range(4)]
+    sim = ServingSim(pool, ServingConfig(kv_layout="contiguous", compute="model", max_batched_tokens=8192),
+                     requests=reqs)
+    summary = sim.run(progress=False)
+    assert summary["requests_done"] == 4
+    return summary["per_token_latency_p50_s"]
+
+
+def test_per_token_latency_rises_with_context() -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared: keep the measurement on one core
+    try:
+        _decode_latency(16)  # warm up torch's kernels
+        short, long = _decode_latency(16), _decode_latency(1536)
+    finally:
+        torch.set_num_threads(threads)
+    assert long > 1.5 * short, (short, long)
