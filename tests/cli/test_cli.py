@@ -43,17 +43,11 @@ def test_demo_writes_a_report_and_says_where(tmp_path):
     assert "<script src=" not in text
 
 
-@pytest.mark.parametrize(("args", "status", "message"), [
-    (("replay", "missing.csv"), 1, "autoglm-lab replay: error: trace file 'missing.csv' does not exist"),
-    (("tune", "--method", "sobol"), 2, "argument --method: invalid choice: 'sobol'"),
-    (("frobnicate",), 2, "invalid choice: 'frobnicate'"),
-])
-def test_errors_are_one_line_without_traceback(tmp_path, args, status, message):
-    proc = _cli(*args, cwd=tmp_path)
-    assert proc.returncode == status
-    assert message in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
+def test_errors_are_one_line_without_traceback(tmp_path):
+    proc = _cli("replay", "missing.csv", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == "autoglm-lab replay: error: trace file 'missing.csv' does not exist\n"
+    assert proc.stdout == ""
 
 
 def test_entry_point_help(tmp_path):
@@ -73,6 +67,19 @@ def test_help_everywhere(command, capsys):
         main([command, "--help"])
     assert exc.value.code == 0
     assert f"usage: autoglm-lab {command}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["tune", "--method", "sobol"], "argument --method: invalid choice: 'sobol'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ([], "the following arguments are required: COMMAND"),
+])
+def test_usage_errors_exit_2_with_one_line(capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and len(captured.err.strip().splitlines()) == 1 and captured.out == ""
 
 
 def test_replay_writes_report_and_csv(trace, tmp_path, capsys):
