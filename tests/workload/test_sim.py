@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from autoglm_lab.pool import COMPACT_REASONS
 from autoglm_lab.workload import RECENT_KEYS, Request, ServingConfig, ServingSim, synthetic_requests
@@ -158,7 +159,14 @@ def test_prewarm_recomputes_evicted_hot_sessions_with_idle_capacity(make_pool) -
 
 @pytest.mark.parametrize("layout", ["contiguous", "paged"])
 def test_model_compute_serves_requests_from_the_pool(make_pool, layout: str) -> None:
-    pool = make_pool("8MiB")
-    _, s = run(pool, CHAT[:6], kv_layout=layout, compute="model", cache_reuse_strategy="lru", check_invariants=True)
-    assert s["requests_done"] == 6 and s["generated_tokens"] == sum(r.output_tokens for r in CHAT[:6])
-    assert s["step_latency_p50_s"] > 0
+    chat = synthetic_requests(3, rate_per_s=5, prompt_median=48, output_median=12, turns_mean=2.5, think_time_s=0.5,
+                              seed=3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _, s = run(make_pool("2MiB"), chat, kv_layout=layout, compute="model", cache_reuse_strategy="lru",
+                   check_invariants=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert s["requests_done"] == len(chat) > 3 and s["generated_tokens"] == sum(r.output_tokens for r in chat)
+    assert s["cache_hits"] > 0 and s["step_latency_p50_s"] > 0
