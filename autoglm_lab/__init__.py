@@ -35,6 +35,8 @@ _LAZY = {
     "TinyGLM": "autoglm_lab.workload",
     "load_trace": "autoglm_lab.workload",
     "synthetic_requests": "autoglm_lab.workload",
+    "ModelConfig": "autoglm_lab.workload",
+    "Request": "autoglm_lab.workload",
     "Dashboard": "autoglm_lab.widget",
     "PageMap": "autoglm_lab.widget",
 }
