@@ -18,11 +18,14 @@ Without NOTEBOOK arguments every ``notebooks/*.ipynb`` is processed.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import nbformat
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")  # what a repr with a memory address prints
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 CHECKED_COUNT = 1  # the execution count every checked cell is stored with
@@ -63,7 +66,7 @@ def problems(nb: Any) -> list[str]:
             if o.output_type != "stream" or o.get("name") != "stdout":
                 out.append(f"{where}: checked cell has a {o.output_type} output "
                            f"{o.get('name', '')}; print plain text only")
-            elif "0x" in o.text:
+            elif _ADDRESS.search(o.text):
                 out.append(f"{where}: checked output looks like it holds a memory address")
     return out
 
