@@ -63,6 +63,7 @@ _PAGE_SIZES = ("4KiB", "16KiB", "64KiB", "256KiB", "1MiB", "2MiB")
 _POOL_SIZES = ("4MiB", "16MiB", "64MiB", "256MiB", "1GiB")
 _SPEEDS = (("max", 0), ("1 step", 1), ("4 steps", 4), ("16 steps", 16), ("64 steps", 64))
 _TRACE_STEPS = 1024
+_STATS_PERIOD_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class Dashboard(w.VBox):
         super().__init__(children=self._layout_children(width_px),
                          layout=w.Layout(width=f"{width_px + 20}px", padding="4px"))
         self._last_snapshot: PoolSnapshot | None = None
+        self._stats_at = 0.0
         self.frame()
 
     # ------------------------------------------------------------------ public API
@@ -142,6 +144,9 @@ class Dashboard(w.VBox):
 
     def frame(self) -> FrameInfo:
         """Snapshot the pool and draw everything once (synchronous; works without a front end)."""
+        return self._frame(live=False)
+
+    def _frame(self, *, live: bool) -> FrameInfo:
         with self._lock:
             t0 = time.perf_counter()
             snap = self.pool.snapshot()
@@ -152,7 +157,10 @@ class Dashboard(w.VBox):
             self.trace.update(window_from_steps(sim.recent_steps(_TRACE_STEPS)) if sim is not None
                               else window_from_events(snap.events))
             self._last_snapshot = snap
-            self._refresh_stats()
+            # text is read, not watched: in the live loop refresh it 5 times a second, not 20
+            if not live or t0 - self._stats_at >= _STATS_PERIOD_S:
+                self._stats_at = t0
+                self._refresh_stats()
             info = FrameInfo(seq=snap.seq, page_frame=page_frame, snapshot_s=t1 - t0,
                              frame_s=time.perf_counter() - t0)
             for callback in self._frame_callbacks:
@@ -452,7 +460,7 @@ class Dashboard(w.VBox):
                 n += 1
         else:
             self._advance()
-        self.frame()
+        self._frame(live=True)
 
     def _refresh_stats(self) -> None:
         snap = self._last_snapshot

@@ -63,11 +63,17 @@ class FragmentationHeatmap(CanvasView):
     def clear(self) -> None:
         """Forget the history (the front end empties on the next full frame)."""
         with self._send_lock:
-            self._time = np.zeros(0)
-            self._marks = np.zeros(0, dtype=np.uint8)
-            self._cols = np.zeros((0, 0), dtype=np.uint8)
+            self._reset(0)
             self._last_counts: tuple[int, int] | None = None
             self._send_full()
+
+    def _reset(self, buckets: int) -> None:
+        # a ring of `history` columns: appending a column is O(buckets), not O(history)
+        self._ring_time = np.zeros(self.history)
+        self._ring_marks = np.zeros(self.history, dtype=np.uint8)
+        self._ring_cols = np.zeros((self.history, buckets), dtype=np.uint8)
+        self._count = 0
+        self._head = 0  # where the next column goes
 
     def update(self, snap: PoolSnapshot, time_s: float | None = None) -> np.ndarray:
         """Append the column of ``snap`` (at ``time_s``, default the snapshot's time); returns it."""
@@ -81,15 +87,15 @@ class FragmentationHeatmap(CanvasView):
                 mark |= MARK_FAIL if counts[1] > self._last_counts[1] else 0
             self._last_counts = counts
             now = snap.time_s if time_s is None else float(time_s)
-            reset = self._cols.shape[1] != buckets or snap.num_pages != self.num_pages
+            reset = (self._ring_cols.shape[1] != buckets or snap.num_pages != self.num_pages
+                     or self._ring_time.shape[0] != self.history)
             if reset:
-                self._time, self._marks = np.zeros(0), np.zeros(0, dtype=np.uint8)
-                self._cols = np.zeros((0, buckets), dtype=np.uint8)
+                self._reset(buckets)
                 self.num_pages = snap.num_pages
-            keep = self.history - 1
-            self._time = np.append(self._time[-keep:] if keep else self._time[:0], now)
-            self._marks = np.append(self._marks[-keep:] if keep else self._marks[:0], np.uint8(mark))
-            self._cols = np.concatenate((self._cols[-keep:] if keep else self._cols[:0], col[None, :]))
+            h = self._head
+            self._ring_time[h], self._ring_marks[h], self._ring_cols[h] = now, mark, col
+            self._head = (h + 1) % self.history
+            self._count = min(self._count + 1, self.history)
             if reset:
                 self._send_full()
             else:
@@ -97,13 +103,18 @@ class FragmentationHeatmap(CanvasView):
                                                      np.array([mark], np.uint8), col[None, :]))
             return col
 
+    def _order(self) -> np.ndarray:
+        return (self._head - self._count + np.arange(self._count)) % max(self.history, 1)
+
     def columns(self) -> np.ndarray:
         """The history as (columns, buckets) uint8, oldest first."""
-        return self._cols.copy()
+        return self._ring_cols[self._order()]
 
     def _send_full(self) -> None:
-        self._send_frame("heat", encode_heat(0, METRICS.index(self.metric), self._time, self._marks,
-                                             self._cols if self._cols.size else np.zeros((0, 1), np.uint8)))
+        order = self._order()
+        cols = self._ring_cols[order] if self._ring_cols.shape[1] else np.zeros((0, 1), np.uint8)
+        self._send_frame("heat", encode_heat(0, METRICS.index(self.metric), self._ring_time[order],
+                                             self._ring_marks[order], cols))
 
     def _actions(self) -> Mapping[str, Mapping[str, Check]]:
         return {"request_full": {}}

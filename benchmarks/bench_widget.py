@@ -1,0 +1,268 @@
+"""Dashboard benchmarks: frame encoding, plotly vs our canvas views, the live loop, browser rendering.
+
+    .venv/bin/python benchmarks/bench_widget.py            # everything (the browser part needs Chromium)
+    .venv/bin/python benchmarks/bench_widget.py --no-browser
+
+Figures (see DESIGN.md targets):
+  encode     snapshot -> page frame at 1k / 64k / 1M pages: ms per full frame, bytes per page, and a
+             delta frame when few pages changed (target at 1M: <= 2 ms, <= 1 byte/page)
+  plotly     kernel-side cost of one frame of a plotly FigureWidget heatmap + 3 traces, next to the
+             cost of our binary heatmap + trace frames (why those views are canvas anywidgets)
+  live       a Dashboard playing at 20 frames/s in a background thread while it drives the simulator:
+             achieved frames/s and the simulator's slowdown against the simulator alone
+             (targets >= 20 frames/s, <= 10 % slowdown)
+  browser    the page map view rendering 1M-page frames in headless Chromium (target <= 8 ms per
+             frame), and Plotly.react of the same heatmap + traces for comparison
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import machine
+
+import autoglm_lab as al
+from autoglm_lab.widget import encode_delta, encode_full, palette_indices
+from autoglm_lab.widget._codec import encode_heat, encode_trace
+from autoglm_lab.widget._heatmap import bucket_column
+from autoglm_lab.widget._palette import PALETTE
+from autoglm_lab.widget._trace import window_from_steps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(fn, n: int) -> tuple[float, object]:
+    """Median seconds of ``n`` calls, and the last result."""
+    samples, out = [], None
+    for _ in range(n):
+        t0 = time.perf_counter()
+        out = fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples), out
+
+
+def fragmented_pool(num_pages: int, seed: int = 0) -> tuple[al.PagedPool, list[al.Block]]:
+    """A pool of ``num_pages`` 64-byte pages, about half used by blocks of 1-16 pages, holes between."""
+    pool = al.PagedPool(al.PoolConfig(page_size=64, memory_pool_initial_size=64 * num_pages,
+                                      max_size=64 * num_pages, device="cpu", fit="first"))
+    rng = np.random.default_rng(seed)
+    blocks = []
+    try:
+        while True:
+            blocks.append(pool.alloc_bytes(int(rng.integers(1, 17)) * 64 - 8, tag=f"kv/{len(blocks) % 97}"))
+    except al.PoolExhausted:
+        pass
+    keep = []
+    for b in blocks:
+        if rng.random() < 0.5:
+            pool.free(b)
+        else:
+            keep.append(b)
+    return pool, keep
+
+
+def bench_encode() -> None:
+    print("\n== encode: snapshot -> page frame (state colours)")
+    print(f"{'pages':>9} {'snapshot ms':>12} {'full ms':>9} {'B/page':>7} {'delta ms':>9} {'delta B':>8} "
+          f"{'changed':>8} {'tag ms':>7} {'age ms':>7}")
+    for num_pages in (1 << 10, 1 << 16, 1 << 20):
+        pool, live = fragmented_pool(num_pages)
+        n = 50 if num_pages > 100_000 else 300
+        snap_s, snap = timed(pool.snapshot, 10 if num_pages > 100_000 else 50)
+        full_s, full = timed(lambda s=snap: encode_full(palette_indices(s, "state").copy(), frame_id=1, seq=s.seq), n)
+        prev = palette_indices(snap, "state").copy()
+        for b in live[:: max(1, len(live) // 10)][:10]:  # a few blocks freed: a small change
+            pool.free(b)
+        snap2 = pool.snapshot()
+        delta_s, delta = timed(lambda p=prev, s=snap2: encode_delta(p, palette_indices(s, "state"), frame_id=2,
+                                                                    base_id=1, seq=s.seq), n)
+        tag_s, _ = timed(lambda s=snap: palette_indices(s, "tag"), max(10, n // 5))
+        age_s, _ = timed(lambda s=snap: palette_indices(s, "age"), max(10, n // 5))
+        print(f"{num_pages:>9,} {snap_s * 1e3:>12.2f} {full_s * 1e3:>9.3f} {full.nbytes / num_pages:>7.3f} "
+              f"{delta_s * 1e3:>9.3f} {delta.nbytes:>8,} {delta.pages_changed:>8,} {tag_s * 1e3:>7.2f} "
+              f"{age_s * 1e3:>7.2f}")
+
+
+def bench_plotly() -> None:
+    import plotly.graph_objects as go
+
+    print("\n== kernel-side cost of one frame: plotly FigureWidget vs our binary frames")
+    buckets, columns, points = 64, 240, 1024
+    rng = np.random.default_rng(0)
+    z = rng.random((buckets, columns))
+    x = np.arange(points, dtype=np.float64)
+    fig = go.FigureWidget(data=[go.Heatmap(z=z), go.Scatter(x=x, y=rng.random(points)),
+                                go.Scatter(x=x, y=rng.random(points)), go.Scatter(x=x, y=rng.random(points))])
+
+    def plotly_frame() -> None:
+        nonlocal z
+        z = np.roll(z, -1, axis=1)
+        with fig.batch_update():
+            fig.data[0].z = z
+            for tr in fig.data[1:]:
+                tr.y = rng.random(points)
+        # what ipywidgets serialises for the front end
+        json.dumps(fig.to_plotly_json()["data"], default=lambda a: a.tolist() if hasattr(a, "tolist") else str(a))
+
+    plotly_s, _ = timed(plotly_frame, 30)
+    pool, _ = fragmented_pool(1 << 16)
+    snap = pool.snapshot()
+    steps = {"time_s": x, "step_latency_s": rng.random(points), "alloc_latency_s": rng.random(points),
+             "compaction_pause_s": np.zeros(points), "failures": np.zeros(points)}
+
+    def our_frame() -> None:
+        col = bucket_column(snap, buckets)
+        encode_heat(1, 0, np.array([1.0]), np.zeros(1, np.uint8), col[None, :])
+        w = window_from_steps(steps)
+        encode_trace(w["time_s"], w["step_s"], w["alloc_s"], w["pause_s"], w["event_time_s"], w["event_kind"])
+
+    ours_s, _ = timed(our_frame, 200)
+    print(f"plotly FigureWidget (heatmap {buckets}x{columns} + 3 x {points} points): {plotly_s * 1e3:8.2f} ms/frame"
+          f"  -> {plotly_s * 20:.0%} of a core at 20 frames/s")
+    print(f"binary heatmap column + trace window (canvas anywidgets):        {ours_s * 1e3:8.3f} ms/frame")
+
+
+def bench_live(seconds: float = 6.0) -> None:
+    from autoglm_lab.widget import Dashboard
+    from autoglm_lab.workload import ServingConfig, ServingSim, synthetic_requests
+
+    print("\n== live dashboard at 20 frames/s driving the simulator (headless kernel, compute='none')")
+
+    def make() -> tuple[al.PagedPool, ServingSim]:
+        pool = al.PagedPool(al.PoolConfig(page_size="64KiB", memory_pool_initial_size="64MiB", max_size="64MiB",
+                                          device="cpu"))
+        sim = ServingSim(pool, ServingConfig(kv_layout="contiguous", cache_reuse_strategy="lru"),
+                         requests=synthetic_requests(20000, rate_per_s=40.0, seed=0))
+        return pool, sim
+
+    # The same N steps both ways (a step's cost depends on how full the simulated server is), and
+    # both on a background thread: torch's copy_ (contiguous KV re-allocation) runs several times
+    # slower on the main thread than on another one here, which would flatter the dashboard.
+    # The machine may be shared: besides wall time, count the thread's own CPU time
+    # (time.thread_time), which other processes barely disturb.
+    def alone_s(n: int, cpu: list[float] | None = None) -> float:
+        _, sim = make()
+        out: list[float] = []
+
+        def work() -> None:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            while sim.steps < n and not sim.done:
+                sim.step()
+            out.append(time.perf_counter() - t0)
+            if cpu is not None:
+                cpu.append((time.thread_time() - c0) / sim.steps)
+
+        th = threading.Thread(target=work)
+        th.start()
+        th.join()
+        return out[0]
+
+    def live_s(n: int) -> tuple[float, int, int, list[float], int]:
+        pool, sim = make()
+        dash = Dashboard(pool, sim, fps=20)
+        frame_s: list[float] = []
+        reached = threading.Event()
+        mark: list[tuple[float, int, float]] = []
+        cpu0: list[float] = []
+
+        def on_frame(_snap: object, info: object) -> None:
+            frame_s.append(info.frame_s)  # type: ignore[attr-defined]
+            if not cpu0:  # the first frame of the loop thread (the constructor's ran on this one)
+                cpu0.append(time.thread_time() if threading.current_thread() is not main else -1.0)
+            if sim.steps >= n and not reached.is_set():
+                mark.append((time.perf_counter(), sim.steps, time.thread_time()))
+                reached.set()
+
+        main = threading.current_thread()
+        dash.on_frame(on_frame)
+        cpu0.clear()
+        t0 = time.perf_counter()
+        dash.play()
+        reached.wait(600)  # the main thread blocks without the GIL, like an idle kernel
+        frames = dash.loop.frames
+        dash.stop()
+        dash.close()
+        t1, steps, c1 = mark[0]
+        cpu_per_step.append((c1 - cpu0[0]) / steps)
+        return t1 - t0, steps, frames, frame_s, pool.capacity_pages
+
+    cpu_per_step: list[float] = []
+    cpu_alone: list[float] = []
+    alone_s(500)  # warm-up
+    n = 500
+    while alone_s(n) < seconds / 2:
+        n *= 2
+    alone, live, per_frame, fps, pages = [], [], [], [], 0
+    for _ in range(3):  # interleaved: the machine is shared, take the best of each
+        alone.append(alone_s(n, cpu_alone) / n)
+        t, steps, frames, frame_s, pages = live_s(n)
+        live.append(t / steps)
+        fps.append(frames / t)
+        per_frame += frame_s
+    a, b = min(alone), min(live)
+    runs = ", ".join(f"{x / y - 1:+.0%}" for x, y in zip(live, alone, strict=True))
+    p95 = sorted(per_frame)[int(0.95 * len(per_frame))]
+    print(f"{n:,} simulator steps: alone {a * 1e6:.0f} us/step; with the dashboard playing {b * 1e6:.0f} us/step "
+          f"(slowdown {b / a - 1:.1%}, runs: {runs}); {statistics.median(fps):.1f} frames/s achieved; "
+          f"frame cost median {statistics.median(per_frame) * 1e3:.2f} ms, p95 {p95 * 1e3:.2f} ms ({pages} pages)")
+    ca, cl = statistics.median(cpu_alone), statistics.median(cpu_per_step)
+    print(f"thread CPU time per simulator step: alone {ca * 1e6:.0f} us, in the live loop with its frames "
+          f"{cl * 1e6:.0f} us -> slowdown {cl / ca - 1:.1%} (medians of 3; robust to a busy machine)")
+
+
+def bench_browser() -> None:
+    import plotly
+    from playwright.sync_api import sync_playwright
+
+    print("\n== browser: headless Chromium (software canvas, --disable-gpu)")
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "bench.js"
+        subprocess.run(["npx", "esbuild", "bench/render_bench.js", "--bundle", "--format=iife",
+                        f"--outfile={bundle}"], cwd=ROOT / "js", check=True, capture_output=True)
+        plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+        page_html = Path(tmp) / "bench.html"
+        page_html.write_text(f"<!doctype html><html><body><script>{plotly_js.read_text()}</script>"
+                             f"<script>{bundle.read_text()}</script></body></html>", encoding="utf-8")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch_persistent_context(
+                str(Path(tmp) / "profile"), executable_path="/usr/bin/chromium", headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--disable-quic"])
+            page = browser.new_page()
+            page.goto(page_html.as_uri())
+            res = page.evaluate("(p) => window.bench.benchPageMap({palette: p})", list(PALETTE))
+            print(f"page map, 1,048,576 pages on a {res['canvas'][0]}x{res['canvas'][1]} canvas: "
+                  f"full frame {res['full']['median_ms']:.2f} ms (p95 {res['full']['p95_ms']:.2f}); "
+                  f"delta (200 runs x 16 pages) {res['delta']['median_ms']:.2f} ms "
+                  f"(p95 {res['delta']['p95_ms']:.2f}); last frame on screen: {res['ok']}")
+            res = page.evaluate("() => window.bench.benchPlotly({})")
+            print(f"Plotly.react heatmap 64x240 + 3 x 1024-point traces: {res['median_ms']:.1f} ms/frame "
+                  f"(p95 {res['p95_ms']:.1f})")
+            browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-browser", action="store_true", help="skip the headless Chromium part")
+    parser.add_argument("--only", choices=("encode", "plotly", "live", "browser"), help="run one part")
+    args = parser.parse_args()
+    print(f"bench_widget on {machine()}")
+    parts = {"encode": bench_encode, "plotly": bench_plotly, "live": bench_live, "browser": bench_browser}
+    for name, fn in parts.items():
+        if args.only and name != args.only:
+            continue
+        if name == "browser" and args.no_browser:
+            continue
+        fn()
+
+
+if __name__ == "__main__":
+    main()
