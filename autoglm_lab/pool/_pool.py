@@ -562,6 +562,15 @@ class PagedPool:
                 compactions_by_reason=dict(self.compactions_by_reason),
             )
 
+    def free_run_lengths(self) -> np.ndarray:
+        """Lengths (pages) of the maximal free runs, in no particular order: a histogram source that
+        costs O(runs), much less than a snapshot. Neighbours left unmerged by lazy coalescing are merged."""
+        with self._lock:
+            idx = self._index
+            if idx.dirty:
+                return np.fromiter((n for _, n in idx.merged_runs()), dtype=np.int64)
+            return np.fromiter(idx.starts.values(), dtype=np.int64, count=len(idx.starts))
+
     def snapshot(self) -> PoolSnapshot:
         """The versioned record every view reads; O(pages + blocks) numpy work under the lock."""
         with self._lock:

@@ -503,11 +503,7 @@ class ServingSim:
             return 0.0
         if st.largest_free_run_pages < unit:
             return 1.0
-        index = getattr(self.pool, "_index", None)  # TODO(pool): a public free-run histogram
-        if index is not None and hasattr(index, "merged_runs"):
-            lengths = np.fromiter((n for _, n in index.merged_runs()), np.int64)
-        else:
-            lengths = self.pool.snapshot().free_runs()[1]
+        lengths = self.pool.free_run_lengths()
         return float(lengths[lengths < unit].sum()) / st.free_pages
 
     # ------------------------------------------------------------------ running and results

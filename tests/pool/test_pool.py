@@ -211,6 +211,16 @@ def test_stats_accounting() -> None:
     assert full.stats().external_fragmentation == 0.0  # nothing free
 
 
+@pytest.mark.parametrize("coalesce", ["eager", "lazy"])
+def test_free_run_lengths_match_the_snapshot(coalesce: str) -> None:
+    pool = small_pool(pages=16, coalesce=coalesce)
+    blocks = [pool.alloc_bytes(4096) for _ in range(12)]
+    for i in (1, 2, 3, 7, 9, 10):
+        pool.free(blocks[i])
+    lengths = pool.free_run_lengths()
+    assert sorted(lengths.tolist()) == sorted(pool.snapshot().free_runs()[1].tolist()) == [1, 2, 3, 4]
+
+
 def test_snapshot_arrays_match_blocks() -> None:
     pool = small_pool(pages=12, max_pages=20)  # room for a second segment of 8 pages
     a = pool.alloc_bytes(2 * 4096, tag="a")
