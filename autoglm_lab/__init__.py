@@ -37,6 +37,8 @@ _LAZY = {
     "synthetic_requests": "autoglm_lab.workload",
     "ModelConfig": "autoglm_lab.workload",
     "Request": "autoglm_lab.workload",
+    "tune": "autoglm_lab.tuning",
+    "Workload": "autoglm_lab.tuning",
     "Dashboard": "autoglm_lab.widget",
     "PageMap": "autoglm_lab.widget",
 }

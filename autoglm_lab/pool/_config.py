@@ -86,7 +86,13 @@ class PoolConfig:
         largest free run is smaller than the request.
     max_consecutive_failures: compact after this many failed allocations in a row.
     defrag_interval_s: seconds between periodic checks (driven by ``pool.tick(now)``).
-    compaction: "off", "lazy" (only when an allocation fails) or "eager" (also background steps).
+    compaction: "off"; "lazy": when an allocation fails and a trigger fires (free ratio above
+        ``free_ratio_trigger`` with no run long enough, or the ``max_consecutive_failures``-th failure
+        in a row), run a targeted compaction and retry, so the caller gets memory instead of
+        `PoolExhausted` whenever compaction can make room; "eager": lazy, plus budgeted background
+        steps from ``pool.tick(now)`` when the periodic check finds fragmentation above
+        ``fragmentation_threshold_factor``. (These are the source material's rules; set
+        ``max_consecutive_failures=1`` to compact on every failure.)
     compaction_strategy: full-compaction strategy used by triggers: "two_finger" or "sliding".
     compaction_budget_bytes: bytes per incremental step for background compaction; None means
         the default step budget (2 MiB, about a millisecond of CPU copying).
