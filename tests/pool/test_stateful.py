@@ -29,13 +29,15 @@ class PoolMachine(RuleBasedStateMachine):
 
     @initialize(fit=st.sampled_from(["first", "best"]), coalesce=st.sampled_from(["eager", "lazy"]),
                 pages=st.integers(4, 24), grow=st.integers(0, 3),
-                compaction=st.sampled_from(["off", "lazy"]))
+                compaction=st.sampled_from(["off", "lazy", "eager"]))
     def make_pool(self, fit: str, coalesce: str, pages: int, grow: int, compaction: str) -> None:
         cfg = al.PoolConfig(page_size=PAGE, memory_pool_initial_size=pages * PAGE,
                             max_size=pages * PAGE * (1 + grow), device=self.device, fit=fit,
                             coalesce=coalesce, compaction=compaction, free_ratio_trigger=0.3,
-                            max_consecutive_failures=2)
+                            max_consecutive_failures=2, defrag_interval_s=1.0,
+                            fragmentation_threshold_factor=0.2, compaction_budget_bytes=2 * PAGE)
         self.pool = al.PagedPool(cfg)
+        self.clock = 0.0
 
     @rule(nbytes=st.integers(0, 6 * PAGE), kind=st.sampled_from(["bytes", "f32", "f16"]))
     def alloc(self, nbytes: int, kind: str) -> None:
@@ -113,6 +115,16 @@ class PoolMachine(RuleBasedStateMachine):
             starts, _ = snap.free_runs()
             # one free run per segment, bar the gaps that pinned blocks keep
             assert len(starts) <= snap.segment_first_page.size + len(self.pins)
+
+    @rule(dt=st.floats(0.0, 3.0))
+    def tick(self, dt: float) -> None:
+        self.clock += dt
+        pinned = {b.id: b.first_page for b in self.live if b.id in self.pins}
+        rep = self.pool.tick(self.clock)
+        if rep is not None:
+            assert self.pool.config.compaction == "eager" and rep.reason == "periodic"
+            assert rep.pages_moved <= 2 or (rep.over_budget and len(rep.moves) == 1)
+        assert {b.id: b.first_page for b in self.live if b.id in self.pins} == pinned
 
     @rule(n=st.integers(1, 12))
     def targeted(self, n: int) -> None:
