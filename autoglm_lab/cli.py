@@ -28,8 +28,7 @@ if TYPE_CHECKING:
     from .workload import ServingSim
 
 PROG = "autoglm-lab"
-_REPO = Path(__file__).resolve().parents[1]
-_DEMO_TRACE = _REPO / "data" / "azure_llm_2023_conv.csv"
+_REPO = Path(__file__).resolve().parents[1]  # a source checkout: `bench` runs its benchmarks/ scripts
 DEFAULT_SPACE = {
     "memory_pool_initial_size": ["2MiB", "4MiB"],
     "page_size": ["16KiB", "64KiB"],
@@ -215,17 +214,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .pool import PagedPool, PoolConfig
-    from .workload import ServingConfig, ServingSim, load_trace, synthetic_requests
+    from .workload import demo_setup, shipped_trace_path
 
-    pool = PagedPool(PoolConfig(page_size="64KiB", memory_pool_initial_size="64MiB", max_size="64MiB",
-                                device="cpu", compaction="lazy"))
-    if _DEMO_TRACE.is_file():
-        requests, source = load_trace(_DEMO_TRACE, limit=2000, time_scale=4.0), str(_DEMO_TRACE.name)
-    else:
-        requests, source = synthetic_requests(2000, rate_per_s=8.0, seed=args.seed), "synthetic_requests(2000)"
-    sim = ServingSim(pool, ServingConfig(kv_layout=args.kv_layout, cache_reuse_strategy="lru", seed=args.seed),
-                     requests=requests)
+    pool, sim = demo_setup(kv_layout=args.kv_layout, seed=args.seed)
+    source = shipped_trace_path().name
     snaps, times = _run_with_snapshots(sim, args.steps, args.snapshots, args.quiet)
     out = _report(args.out, "autoglm_lab demo", pool, sim, snaps, times,
                   {"requests": source, "steps": args.steps})

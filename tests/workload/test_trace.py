@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import autoglm_lab as al
 from autoglm_lab.workload import TraceError, load_trace
 
 REAL = Path(__file__).resolve().parents[2] / "data" / "azure_llm_2023_conv.csv"
@@ -77,3 +78,15 @@ def test_real_azure_trace() -> None:
     assert all(a.arrival_s <= b.arrival_s for a, b in itertools.pairwise(reqs))
     fast = load_trace(REAL, time_scale=10, token_scale=0.25, limit=100)
     assert len(fast) == 100 and math.isclose(fast[-1].arrival_s, reqs[99].arrival_s / 10)
+
+
+def test_the_trace_ships_inside_the_package_and_demo_setup_replays_it() -> None:
+    from autoglm_lab.workload import demo_setup, shipped_trace_path
+
+    path = shipped_trace_path()
+    assert path.is_file() and path.parent.parent == Path(al.__file__).parent
+    assert (path.parent / "README.md").read_text().count("CC-BY") == 1
+    pool, sim = demo_setup(seed=3, limit=50)
+    assert len(sim.requests) == 50 and pool.config.page_size == 64 << 10 and sim.config.kv_layout == "contiguous"
+    sim.run(steps=20, progress=False)
+    assert pool.stats().used_pages > 0
