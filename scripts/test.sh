@@ -16,3 +16,5 @@ if [ -x scripts/browser-deps.sh ]; then
 fi
 echo "== pytest"
 "$VENV/bin/python" -m pytest "$@"
+echo "== binder (repo2docker steps in a fresh venv, all notebooks under nbval, peak memory)"
+scripts/binder-check.sh
