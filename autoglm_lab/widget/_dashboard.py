@@ -38,7 +38,7 @@ from ._controls import (
     GuardedToggleButtons,
     check_value,
 )
-from ._heatmap import FragmentationHeatmap
+from ._heatmap import METRICS, FragmentationHeatmap
 from ._loop import LiveLoop
 from ._pagemap import PageMap
 from ._palette import COLOR_MODES
@@ -57,7 +57,7 @@ POOL_FIELDS = ("fragmentation_threshold_factor", "free_ratio_trigger", "max_cons
                "compaction_budget_bytes", "compaction", "compaction_strategy", "fit", "coalesce")
 SIM_FIELDS = ("cache_reuse_strategy", "kv_layout", "request_rate_scale")
 REBUILD_FIELDS = ("page_size", "memory_pool_initial_size")
-VIEW_FIELDS = ("color_by", "fps", "steps_per_frame")
+VIEW_FIELDS = ("color_by", "heat_metric", "fps", "steps_per_frame")
 _STRATEGIES = ("two_finger", "sliding", "targeted")
 _PAGE_SIZES = ("4KiB", "16KiB", "64KiB", "256KiB", "1MiB", "2MiB")
 _POOL_SIZES = ("4MiB", "16MiB", "64MiB", "256MiB", "1GiB")
@@ -221,6 +221,7 @@ class Dashboard(w.VBox):
         """Stop the live loop and wait for it to end."""
         self._loop.stop()
         self._sync_control("play", False)
+        self._refresh_stats()  # the status line says "paused" at once
 
     pause = stop
 
@@ -314,6 +315,8 @@ class Dashboard(w.VBox):
         c["apply"] = GuardedButton(description="Apply (rebuild pool)", icon="refresh", layout=w.Layout(width="300px"))
         c["color_by"] = GuardedToggleButtons(options=list(COLOR_MODES), value=self.page_map.color_by,
                                              description="colour pages by", style=tstyle)
+        c["heat_metric"] = GuardedToggleButtons(options=list(METRICS), value=self.heatmap.metric,
+                                                description="heatmap shows", style=tstyle)
         c["fps"] = GuardedIntSlider(value=int(self._loop.fps), min=1, max=30, description="frames / s",
                                     style=style, layout=lay)
         c["steps_per_frame"] = GuardedDropdown(options=list(_SPEEDS), value=0, description="sim steps / frame",
@@ -381,6 +384,9 @@ class Dashboard(w.VBox):
             pass  # pending until "Apply (rebuild pool)"
         elif name == "color_by":
             self.page_map.color_by = value
+        elif name == "heat_metric":
+            self.heatmap.metric = value
+            self.heatmap.clear()  # one metric per history
         elif name == "fps":
             self._loop.fps = float(value)
         elif name == "steps_per_frame":
@@ -394,12 +400,15 @@ class Dashboard(w.VBox):
             self._syncing = False
 
     def _on_play(self, on: bool) -> None:
+        play = self.controls["play"]
+        play.description, play.icon = ("Pause", "pause") if on else ("Play", "play")
         if self._syncing:
             return
         if on:
             self._loop.start()
         else:
             self._loop.stop()
+            self._refresh_stats()
 
     def _rebuild(self) -> None:
         """Build a new pool (and simulator) with the chosen page and pool size."""
@@ -472,15 +481,16 @@ class Dashboard(w.VBox):
             totals = getattr(sim, "totals", {})
             lookups = totals.get("cache_lookups", 0)
             extra["cache hit rate"] = f"{totals.get('cache_hits', 0) / lookups:.1%}" if lookups else "–"
-            extra["simulated time"] = f"{sim.clock:.2f} s · {sim.steps:,} steps"
+            extra["sim clock"] = f"{sim.clock:.2f} s · {sim.steps:,} steps"
         if self.last_report is not None:
             r = self.last_report
-            extra["last compact now"] = f"{r.pages_moved:,} pages in {r.pause_s * 1e3:.2f} ms"
+            extra["last compact now"] = f"{r.pages_moved:,} pages · {r.pause_s * 1e3:.1f} ms"
         self.stats.update(snap.stats, extra, self.page_map.selected_block())
         fps = self._loop.achieved_fps if self._loop.running else 0.0
-        self.status.value = (f"<span style='color:#475569;font:12px system-ui'>"
-                             f"{'▶ live' if self._loop.running else '⏸ paused'} · {fps:.1f} frames/s · "
-                             f"seq {snap.seq}</span>")
+        live = self._loop.running
+        dot = "<span style='color:{}'>●</span>".format("#16a34a" if live else "#94a3b8")
+        self.status.value = (f"<span style='color:#475569;font:12px system-ui'>{dot} "
+                             f"{'live' if live else 'paused'} · {fps:.1f} frames/s · seq {snap.seq}</span>")
 
     # ------------------------------------------------------------------ layout
     def _layout_children(self, width_px: int) -> list[w.Widget]:
@@ -500,7 +510,7 @@ class Dashboard(w.VBox):
                                 "free_ratio_trigger", "max_consecutive_failures", "compaction_budget_bytes"]),
              box("Allocator & pool", ["fit", "coalesce", "page_size", "memory_pool_initial_size", "apply"]),
              box("Workload & view", ["kv_layout", "cache_reuse_strategy", "request_rate_scale",
-                                     "steps_per_frame", "color_by", "fps"])],
+                                     "steps_per_frame", "color_by", "heat_metric", "fps"])],
             layout=w.Layout(grid_template_columns="repeat(3, 1fr)", width=f"{width_px}px"))
         return [bar,
                 w.HBox([self.page_map, self.stats], layout=w.Layout(align_items="flex-start")),

@@ -12,7 +12,7 @@ from ._messages import refuse
 
 __all__ = ["StatsPanel", "stats_rows"]
 
-_CSS = ("<style>.agl-stats{font:12px/1.5 var(--jp-ui-font-family,system-ui,sans-serif);"
+_CSS = ("<style>.agl-stats{font:11.5px/1.45 var(--jp-ui-font-family,system-ui,sans-serif);"
         "color:var(--jp-ui-font-color1,#1f2937);border:1px solid #e2e8f0;border-radius:6px;padding:6px 10px;"
         "background:#f8fafc}.agl-stats h4{margin:0 0 4px;font-size:13px}.agl-stats table{border-collapse:collapse;"
         "width:100%}.agl-stats td{padding:1px 4px}"

@@ -9,7 +9,7 @@ import { cssColor, rampPalette } from "./palette.js";
 
 const MARK_COMPACT = 1;
 const MARK_FAIL = 2;
-const PAD = { left: 62, right: 64, top: 16, bottom: 26 };
+const PAD = { left: 74, right: 64, top: 16, bottom: 26 };
 
 export class HeatHistory {
   constructor(capacity) {

@@ -7,8 +7,8 @@ import { AXIS, FONT, GRID, TEXT, decadeTicks, formatSeconds, niceTicks, setupCan
 import { onChange, onMessage, sendAction } from "./model.js";
 
 export const SERIES = [
-  { key: "step", label: "step latency", color: "#2563eb", style: "line" },
-  { key: "alloc", label: "alloc latency", color: "#059669", style: "line" },
+  { key: "step", label: "step", color: "#2563eb", style: "line" },
+  { key: "alloc", label: "alloc", color: "#059669", style: "line" },
   { key: "pause", label: "compaction pause", color: "#f97316", style: "stem" },
 ];
 export const EVENT_COMPACT = 5;
@@ -77,9 +77,12 @@ export function render({ model, el: host }) {
     }
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
-    for (const v of niceTicks(-span, 0, 6)) {
+    const ticks = niceTicks(-span, 0, 6);
+    const tickStep = ticks.length > 1 ? ticks[1] - ticks[0] : span;
+    for (const v of ticks) {
       const x = X(tEnd + v);
-      ctx.fillText(v === 0 ? "now" : `${+v.toPrecision(3)} s`, x, PAD.top + ph + 8);
+      const zero = Math.abs(v) < tickStep * 1e-6;
+      ctx.fillText(zero ? "now" : formatSeconds(v), x, PAD.top + ph + 8);
     }
     ctx.strokeStyle = AXIS;
     ctx.strokeRect(PAD.left + 0.5, PAD.top + 0.5, pw, ph);
@@ -108,16 +111,28 @@ export function render({ model, el: host }) {
         ctx.fillStyle = s.color;
         ctx.lineWidth = 1.5;
         if (s.style === "line") {
+          // a line between samples close in time; a gap (no allocations for a while) breaks it,
+          // and sparse samples also get a dot so a lone one stays visible
+          const maxGap = pw / 40;
+          let count = 0;
+          for (let i = 0; i < n; i++) if (ys[i] > 0) count++;
           ctx.beginPath();
-          let pen = false;
+          let prevX = -Infinity;
           for (let i = 0; i < n; i++) {
             const v = ys[i];
             if (!(v > 0)) continue;  // NaN marks "no sample" for this series
             const x = X(data.time[i]);
             const y = Y(v);
-            if (pen) ctx.lineTo(x, y); else { ctx.moveTo(x, y); pen = true; }
+            if (x - prevX <= maxGap) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+            prevX = x;
           }
           ctx.stroke();
+          if (count < 400) {
+            for (let i = 0; i < n; i++) {
+              if (!(ys[i] > 0)) continue;
+              ctx.beginPath(); ctx.arc(X(data.time[i]), Y(ys[i]), 1.8, 0, 2 * Math.PI); ctx.fill();
+            }
+          }
         } else {
           for (let i = 0; i < n; i++) {
             const v = ys[i];
@@ -134,7 +149,7 @@ export function render({ model, el: host }) {
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";
     let lx = PAD.left + 4;
-    const items = [...SERIES.map((s) => [s.label, s.color]), ["compaction event", "#fdba74"], ["alloc failure", "#dc2626"]];
+    const items = [...SERIES.map((s) => [s.label, s.color]), ["compaction", "#fdba74"], ["alloc failure", "#dc2626"]];
     for (const [label, color] of items) {
       if (lx + ctx.measureText(label).width + 16 > w - PAD.right) break;  // never draw past the edge
       ctx.fillStyle = color;

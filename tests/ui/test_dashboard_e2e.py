@@ -248,11 +248,11 @@ def test_dashboard_in_jupyterlab(lab: Lab) -> None:
             handle.focus()
             handle.press("ArrowRight")
             handle.press("ArrowRight")
+            want = round(trigger + 0.10, 6)  # two steps of 0.05; each key press is its own message
             deadline = time.monotonic() + 20
-            while (changed := kernel.eval("pool.config.free_ratio_trigger")) == trigger:
-                assert time.monotonic() < deadline, "the slider move never reached the pool"
+            while (changed := kernel.eval("pool.config.free_ratio_trigger")) != pytest.approx(want):
+                assert time.monotonic() < deadline, f"the slider moves never reached the pool ({changed} != {want})"
                 time.sleep(0.2)
-            assert changed == pytest.approx(trigger + 0.10)
             assert kernel.eval("dash.controls['free_ratio_trigger'].value") == changed
 
             # 4. hover shows the block under the pointer
