@@ -83,6 +83,8 @@ def test_full_compaction_leaves_one_free_run_and_respects_the_bound(blocks: list
     where = apply(lay, p)
     assert free_runs(lay, where) <= 1
     assert p.pages_moved >= p.lower_bound_pages
+    if strategy == "two_finger":
+        assert p.pages_moved <= plan_sliding(lay).pages_moved
 
 
 @settings(max_examples=300, deadline=None)
