@@ -64,7 +64,8 @@ export function benchPageMap({ numPages = 1 << 20, frames = 60, changedRuns = 20
   }
   const ok = canvas.dataset.frameId === String(id);
   cleanup();
-  return { full: stats(full), delta: stats(delta), canvas: [canvas.width, canvas.height], ok };
+  const cleaned = el.children.length === 0;  // render() returned a cleanup that removed the view
+  return { full: stats(full), delta: stats(delta), canvas: [canvas.width, canvas.height], ok, cleaned };
 }
 
 export function benchPlotly({ frames = 40, buckets = 64, columns = 240, points = 1024 }) {

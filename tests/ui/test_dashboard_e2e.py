@@ -265,6 +265,11 @@ def test_dashboard_in_jupyterlab(lab: Lab) -> None:
                 page.evaluate("document.querySelector('canvas.agl-canvas').height"))})
             page.wait_for_function("() => document.querySelector('.agl-tip').style.display === 'block'")
             assert "page 0" in page.locator(".agl-tip").inner_text()
+            # a click selects the block under the pointer; the stats panel shows it
+            canvas.click(position={"x": box["width"] * 0.5 / int(attrs["cols"]), "y": box["height"] * 0.5 / 8})
+            page.wait_for_selector(".agl-stats tr.sel")
+            selection = kernel.eval("dash.page_map.selection")
+            assert selection[1] == 0 and f"selected block {selection[0]}" in page.locator(".agl-stats").inner_text()
 
             # 5. a few live frames so the heatmap and traces have history, then the screenshot
             kernel.eval("[pool.free(b) for b in blocks[1::2][2:40:3]] and None")
