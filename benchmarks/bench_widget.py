@@ -13,6 +13,9 @@ Figures (see DESIGN.md targets):
              (targets >= 20 frames/s, <= 10 % slowdown)
   browser    the page map view rendering 1M-page frames in headless Chromium (target <= 8 ms per
              frame), and Plotly.react of the same heatmap + traces for comparison
+  notebook   Dashboard.demo() playing in a real JupyterLab kernel: frames/s the browser drew, and the
+             simulator's steps/s against the simulator alone in the same kernel, with and without
+             the browser attached (on a small machine the browser competes for the same cores)
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import json
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -254,17 +258,93 @@ def bench_browser() -> None:
             browser.close()
 
 
+NOTEBOOK_CELL = """\
+from autoglm_lab.widget import Dashboard
+dash = Dashboard.demo(fps=20)
+dash"""
+
+KERNEL_BENCH = """\
+import threading as _th, time as _t
+from autoglm_lab.widget import Dashboard as _D
+def _alone(seconds):
+    d = _D.demo(); sim = d.sim; out = []
+    def work():
+        t0 = _t.perf_counter()
+        while _t.perf_counter() - t0 < seconds and not sim.done:
+            sim.step()
+        out.append(sim.steps / (_t.perf_counter() - t0))
+    th = _th.Thread(target=work); th.start(); th.join(); d.close()
+    return out[0]
+"""
+
+
+def bench_notebook(seconds: float = 5.0) -> None:
+    """The dashboard in JupyterLab (a real kernel, real comms), watched by headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT))
+    from tests.ui import test_dashboard_e2e as e2e
+
+    print("\n== notebook: Dashboard.demo() playing at 20 frames/s in JupyterLab (kernel, server and headless "
+          "Chromium share this machine)")
+    e2e.SETUP_CELL = NOTEBOOK_CELL
+    with tempfile.TemporaryDirectory() as tmp, e2e.jupyter_lab(Path(tmp)) as lab, sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(Path(tmp) / "profile"), executable_path=e2e.CHROMIUM, headless=True, args=e2e.CHROMIUM_ARGS,
+            viewport={"width": 1500, "height": 1250})
+        page = browser.pages[0]
+        page.goto(f"{lab.url}/lab/tree/dashboard.ipynb?token={lab.token}&reset")
+        page.wait_for_function(e2e.KERNEL_READY, timeout=90_000)
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        page.wait_for_function("() => { const c = document.querySelector('canvas.agl-canvas');"
+                               " return c && +c.dataset.numPages > 0; }", timeout=120_000)
+        kernel = e2e.Kernel(lab)
+
+        def live_rate() -> tuple[float, float]:
+            kernel.eval("dash.reset() or None")  # the same starting point as a fresh demo
+            t0 = time.perf_counter()
+            kernel.eval("dash.play() or None")
+            time.sleep(seconds)
+            steps = kernel.eval("dash.sim.steps")
+            t1 = time.perf_counter()
+            kernel.eval("dash.stop() or None")
+            return steps / (t1 - t0), kernel.eval("dash.loop.achieved_fps")
+
+        try:
+            kernel.eval("exec(" + repr(KERNEL_BENCH) + ") or None")
+            alone = kernel.eval(f"_alone({seconds})")
+            # count the page-map frames the browser applied (each bumps data-frame-id)
+            page.evaluate("""() => { const c = document.querySelector('canvas.agl-canvas'); window.__frames = 0;
+                new MutationObserver(() => window.__frames++).observe(c, {attributeFilter: ['data-frame-id']}); }""")
+            t0 = time.perf_counter()
+            watched, kfps = live_rate()
+            drawn = page.evaluate("() => window.__frames") / (time.perf_counter() - t0)
+            page.goto("about:blank")  # no front end: the kernel still encodes and sends every frame
+            time.sleep(1.0)
+            unwatched, kfps2 = live_rate()
+            alone = max(alone, kernel.eval(f"_alone({seconds})"))
+            print(f"simulator alone {alone:,.0f} steps/s (best of 2, same kernel, from a fresh demo)")
+            print(f"with the dashboard drawn by the browser: {watched:,.0f} steps/s "
+                  f"(slowdown {1 - watched / alone:.0%}), kernel loop {kfps:.1f} frames/s, browser drew {drawn:.1f} page-map frames/s")
+            print(f"with no browser attached (real comms): {unwatched:,.0f} steps/s "
+                  f"(slowdown {1 - unwatched / alone:.0%}), kernel loop {kfps2:.1f} frames/s")
+        finally:
+            kernel.close()
+            browser.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-browser", action="store_true", help="skip the headless Chromium part")
-    parser.add_argument("--only", choices=("encode", "plotly", "live", "browser"), help="run one part")
+    parser.add_argument("--only", choices=("encode", "plotly", "live", "browser", "notebook"), help="run one part")
     args = parser.parse_args()
     print(f"bench_widget on {machine()}")
-    parts = {"encode": bench_encode, "plotly": bench_plotly, "live": bench_live, "browser": bench_browser}
+    parts = {"encode": bench_encode, "plotly": bench_plotly, "live": bench_live, "browser": bench_browser,
+             "notebook": bench_notebook}
     for name, fn in parts.items():
         if args.only and name != args.only:
             continue
-        if name == "browser" and args.no_browser:
+        if name in ("browser", "notebook") and args.no_browser:
             continue
         fn()
 
