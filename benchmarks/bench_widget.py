@@ -325,7 +325,8 @@ def bench_notebook(seconds: float = 5.0) -> None:
             alone = max(alone, kernel.eval(f"_alone({seconds})"))
             print(f"simulator alone {alone:,.0f} steps/s (best of 2, same kernel, from a fresh demo)")
             print(f"with the dashboard drawn by the browser: {watched:,.0f} steps/s "
-                  f"(slowdown {1 - watched / alone:.0%}), kernel loop {kfps:.1f} frames/s, browser drew {drawn:.1f} page-map frames/s")
+                  f"(slowdown {1 - watched / alone:.0%}), kernel loop {kfps:.1f} frames/s, "
+                  f"browser drew {drawn:.1f} page-map frames/s")
             print(f"with no browser attached (real comms): {unwatched:,.0f} steps/s "
                   f"(slowdown {1 - unwatched / alone:.0%}), kernel loop {kfps2:.1f} frames/s")
         finally:
