@@ -44,6 +44,16 @@ class EventArrays:
     def __len__(self) -> int:
         return int(self.kind.shape[0])
 
+    @staticmethod
+    def from_rows(rows: tuple[tuple[float, int, int, int, float, int], ...]) -> EventArrays:
+        if not rows:
+            return EventArrays(*(np.zeros(0, dtype=t) for t in _DTYPES))
+        cols = list(zip(*rows, strict=True))
+        return EventArrays(*(np.asarray(c, dtype=t) for c, t in zip(cols, _DTYPES, strict=True)))
+
+
+_DTYPES = (np.float64, np.uint8, np.int64, np.int64, np.float64, np.int64)
+
 
 class EventRing:
     """Fixed-capacity ring of ``(time_s, kind, block_id, pages, latency_s, info)`` tuples.
@@ -69,13 +79,9 @@ class EventRing:
         self._ring = deque(self._ring, maxlen=capacity)
         self.append = self._ring.append
 
+    def rows(self) -> tuple[tuple[float, int, int, int, float, int], ...]:
+        """A copy of the ring, oldest first (about 50 us for 4096 events)."""
+        return tuple(self._ring)
+
     def arrays(self) -> EventArrays:
-        n = len(self._ring)
-        if n == 0:
-            cols: list[list[float]] | tuple[()] = ()
-        else:
-            cols = list(zip(*self._ring, strict=True))  # type: ignore[arg-type]
-        def col(i: int, dtype: type) -> np.ndarray:
-            return np.asarray(cols[i], dtype=dtype) if n else np.zeros(0, dtype=dtype)
-        return EventArrays(col(0, np.float64), col(1, np.uint8), col(2, np.int64), col(3, np.int64),
-                           col(4, np.float64), col(5, np.int64))
+        return EventArrays.from_rows(self.rows())

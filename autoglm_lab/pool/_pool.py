@@ -32,7 +32,7 @@ from ._config import LIVE_FIELDS, PoolConfig, format_size
 from ._errors import InvalidBlockError, PinnedBlockError, PoolExhausted
 from ._events import COMPACT_REASONS, EventKind, EventRing
 from ._freeindex import FreeRunIndex
-from ._snapshot import SNAPSHOT_VERSION, PoolSnapshot, build_page_arrays
+from ._snapshot import SNAPSHOT_VERSION, PoolSnapshot
 from ._stats import PoolStats
 
 if TYPE_CHECKING:
@@ -572,22 +572,19 @@ class PagedPool:
             return np.fromiter(idx.starts.values(), dtype=np.int64, count=len(idx.starts))
 
     def snapshot(self) -> PoolSnapshot:
-        """The versioned record every view reads; O(pages + blocks) numpy work under the lock."""
+        """The versioned record every view reads: the block table copied under the lock (O(blocks)
+        numpy work); per-page and event columns are derived from the copy on first access."""
         with self._lock:
             bid, start, pages, nbytes, tag, pins, created = self._table()
-            seg_first = np.asarray(self._seg_firsts, dtype=np.int64)
-            seg_pages = np.asarray([s.num_pages for s in self._segments], dtype=np.int64)
-            tail_partial = (pages * self.page_size) > nbytes
-            state, page_block, page_tag, page_seg = build_page_arrays(
-                self.capacity_pages, start, pages, bid, tag, pins > 0, tail_partial, seg_first)
             return PoolSnapshot(
                 version=SNAPSHOT_VERSION, seq=self.seq, time_s=self.now(), page_size=self.page_size,
-                device=str(self.device), page_state=state, page_block=page_block, page_tag=page_tag,
-                page_segment=page_seg, segment_first_page=seg_first, segment_num_pages=seg_pages,
+                device=str(self.device), num_pages=self.capacity_pages,
+                segment_first_page=np.asarray(self._seg_firsts, dtype=np.int64),
+                segment_num_pages=np.asarray([s.num_pages for s in self._segments], dtype=np.int64),
                 block_id=bid, block_first_page=start, block_num_pages=pages, block_nbytes=nbytes,
                 block_tag=tag.astype(np.int32), block_pinned=pins > 0, block_created_s=created,
-                tags=tuple(self._tag_names), stats=self.stats(), events=self.events.arrays(),
-                events_total=self.events.total,
+                tags=tuple(self._tag_names), stats=self.stats(), events_total=self.events.total,
+                event_rows=self.events.rows(),
             )
 
     def check_invariants(self) -> None:

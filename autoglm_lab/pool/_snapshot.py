@@ -19,15 +19,16 @@ events                         EventArrays (time_s, kind, block_id, pages, laten
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cached_property
 
 import numpy as np
 
 from ._events import EventArrays
 from ._stats import PoolStats
 
-__all__ = ["PoolSnapshot", "PageState", "SNAPSHOT_VERSION", "build_page_arrays", "free_runs"]
+__all__ = ["PoolSnapshot", "PageState", "SNAPSHOT_VERSION", "free_runs", "page_index"]
 
 SNAPSHOT_VERSION = 1
 
@@ -41,15 +42,16 @@ class PageState(IntEnum):
 
 @dataclass(frozen=True)
 class PoolSnapshot:
+    """An immutable record of the pool at one moment. The block table is copied when the snapshot is
+    taken; the per-page columns and the event columns are derived from those copies on first access
+    (and cached), so a view that only reads ``page_state`` never pays for ``page_block``."""
+
     version: int
     seq: int
     time_s: float
     page_size: int
     device: str
-    page_state: np.ndarray
-    page_block: np.ndarray
-    page_tag: np.ndarray
-    page_segment: np.ndarray
+    num_pages: int
     segment_first_page: np.ndarray
     segment_num_pages: np.ndarray
     block_id: np.ndarray
@@ -61,20 +63,83 @@ class PoolSnapshot:
     block_created_s: np.ndarray
     tags: tuple[str, ...]
     stats: PoolStats
-    events: EventArrays
     events_total: int
-
-    @property
-    def num_pages(self) -> int:
-        return int(self.page_state.shape[0])
+    event_rows: tuple[tuple[float, int, int, int, float, int], ...] = field(repr=False)
 
     @property
     def num_blocks(self) -> int:
         return int(self.block_id.shape[0])
 
+    @cached_property
+    def _page_index(self) -> np.ndarray:
+        """0 for a free page, k + 1 for a page of the k-th block (in first-page order)."""
+        return page_index(self.num_pages, self.block_first_page, self.block_num_pages)
+
+    @cached_property
+    def page_state(self) -> np.ndarray:
+        """uint8 `PageState` per page: FREE, USED, TAIL (last page, partly used), PINNED."""
+        n = self.num_blocks
+        block_state = np.full(n + 1, PageState.USED, dtype=np.uint8)
+        block_state[0] = PageState.FREE
+        if n:
+            block_state[1:][self.block_pinned] = PageState.PINNED
+        # repeat the states straight into pages (uint8): no page index needed for the page map
+        values = np.zeros(2 * n + 1, dtype=np.uint8)
+        values[1::2] = block_state[1:]
+        state = np.repeat(values, _run_lengths(self.num_pages, self.block_first_page, self.block_num_pages))
+        if n:
+            ends = self.block_first_page + self.block_num_pages
+            tail = (self.block_num_pages * self.page_size > self.block_nbytes) & ~self.block_pinned
+            state[ends[tail] - 1] = PageState.TAIL
+        return state
+
+    @cached_property
+    def page_block(self) -> np.ndarray:
+        """int64 owning block id per page, -1 when free."""
+        return np.concatenate(([-1], self.block_id))[self._page_index]  # indexing beats take() here
+
+    @cached_property
+    def page_tag(self) -> np.ndarray:
+        """int32 index into ``tags`` per page, -1 when free or untagged."""
+        return np.concatenate(([-1], self.block_tag)).astype(np.int32)[self._page_index]
+
+    @cached_property
+    def page_segment(self) -> np.ndarray:
+        """int32 position of the page's segment."""
+        return np.repeat(np.arange(self.segment_first_page.shape[0], dtype=np.int32), self.segment_num_pages)
+
+    @cached_property
+    def events(self) -> EventArrays:
+        """The recent events (oldest first) as columns."""
+        return EventArrays.from_rows(self.event_rows)
+
     def free_runs(self) -> tuple[np.ndarray, np.ndarray]:
         """(starts, lengths) of the maximal free runs, never crossing a segment boundary."""
         return free_runs(self.page_state == PageState.FREE, self.segment_first_page)
+
+
+def _run_lengths(num_pages: int, starts: np.ndarray, pages: np.ndarray) -> np.ndarray:
+    """Lengths of gap, block 0, gap, block 1, ..., gap: the runs that tile the pool."""
+    n = starts.shape[0]
+    lengths = np.empty(2 * n + 1, dtype=np.int64)
+    if n:
+        ends = starts + pages
+        lengths[0] = starts[0]
+        lengths[2:-1:2] = starts[1:] - ends[:-1]
+        lengths[-1] = num_pages - ends[-1]
+        lengths[1::2] = pages
+    else:
+        lengths[0] = num_pages
+    return lengths
+
+
+def page_index(num_pages: int, starts: np.ndarray, pages: np.ndarray) -> np.ndarray:
+    """Per page: 0 when free, k + 1 for a page of block k (blocks sorted by start, not overlapping).
+    One ``np.repeat`` of interleaved gaps and blocks: O(pages + blocks), no Python loop."""
+    n = starts.shape[0]
+    values = np.zeros(2 * n + 1, dtype=np.int32)
+    values[1::2] = np.arange(1, n + 1, dtype=np.int32)
+    return np.repeat(values, _run_lengths(num_pages, starts, pages))
 
 
 def free_runs(free: np.ndarray, segment_first_page: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,30 +153,3 @@ def free_runs(free: np.ndarray, segment_first_page: np.ndarray) -> tuple[np.ndar
     starts = np.flatnonzero(free & (~prev_free | brk[:n]))
     ends = np.flatnonzero(free & (~next_free | brk[1:])) + 1
     return starts.astype(np.int64), (ends - starts).astype(np.int64)
-
-
-def build_page_arrays(num_pages: int, starts: np.ndarray, pages: np.ndarray, ids: np.ndarray,
-                      tags: np.ndarray, pinned: np.ndarray, tail_partial: np.ndarray,
-                      seg_first: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-page arrays from the block table in O(pages + blocks) numpy work (no Python loop)."""
-    ends = starts + pages
-    # Blocks never overlap, so a difference array + cumsum paints each block's pages with a value.
-    def paint(values: np.ndarray, fill: int, dtype: type) -> np.ndarray:
-        diff = np.zeros(num_pages + 1, dtype=np.int64)
-        v = values.astype(np.int64) - fill
-        diff[starts] += v  # starts are distinct, and so are ends
-        diff[ends] -= v
-        return (np.cumsum(diff[:-1]) + fill).astype(dtype)
-    page_block = paint(ids, -1, np.int64)
-    page_tag = paint(tags, -1, np.int32)
-    state = np.where(page_block >= 0, np.uint8(PageState.USED), np.uint8(PageState.FREE)).astype(np.uint8)
-    if starts.size:
-        last = ends[tail_partial] - 1
-        state[last] = PageState.TAIL
-        pin_mark = paint(pinned.astype(np.int64), 0, np.int64)
-        state[pin_mark > 0] = PageState.PINNED
-    seg_mark = np.zeros(num_pages + 1, dtype=np.int32)
-    if seg_first.size > 1:
-        seg_mark[seg_first[1:]] = 1
-    page_segment = np.cumsum(seg_mark[:-1], dtype=np.int32)
-    return state, page_block, page_tag, page_segment
