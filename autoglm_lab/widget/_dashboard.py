@@ -120,26 +120,11 @@ class Dashboard(w.VBox):
     def demo(cls, *, fps: float = 10.0, kv_layout: str = "contiguous", seed: int = 0, **pool_overrides: Any
              ) -> Dashboard:
         """A ready-to-play default: a 64 MiB CPU pool of 64 KiB pages, contiguous KV, the shipped
-        conversation trace (or a synthetic one when it is absent), LRU cache reuse."""
-        from ..pool import PoolConfig
-        from ..workload import ServingConfig, ServingSim, load_trace, synthetic_requests
+        conversation trace (or a synthetic one when it is absent), LRU cache reuse
+        (`autoglm_lab.workload.demo_setup`)."""
+        from ..workload import demo_setup
 
-        cfg = PoolConfig(**{"page_size": "64KiB", "memory_pool_initial_size": "64MiB", "max_size": "64MiB",
-                            "device": "cpu", "compaction": "lazy", **pool_overrides})
-        pool = PagedPool(cfg)
-        requests = None
-        try:
-            from pathlib import Path
-
-            trace = Path(__file__).resolve().parents[2] / "data" / "azure_llm_2023_conv.csv"
-            if trace.exists():
-                requests = load_trace(trace, limit=2000, time_scale=4.0)
-        except (OSError, ValueError) as err:
-            log.warning("demo: shipped trace unusable (%s); using a synthetic one", err)
-        if requests is None:
-            requests = synthetic_requests(2000, rate_per_s=8.0, seed=seed)
-        sim = ServingSim(pool, ServingConfig(kv_layout=kv_layout, cache_reuse_strategy="lru", seed=seed),
-                         requests=requests)
+        pool, sim = demo_setup(kv_layout=kv_layout, seed=seed, **pool_overrides)
         return cls(pool, sim, fps=fps)
 
     def frame(self) -> FrameInfo:
