@@ -59,20 +59,26 @@ def copy_time(device: str, nbytes: int, repeats: int = 5) -> float:
     return best
 
 
-def data_path(device: str, pool_bytes: int) -> None:
+def data_path(device: str, pool_bytes: int, repeats: int = 3) -> None:
+    """The data path is the execution of the moves (pause minus planning) against one copy_ of the
+    same bytes, both best of ``repeats`` (the same seeded pool rebuilt for each compaction, the same
+    buffers for each copy_); end to end (planning included) is printed beside it."""
     for strategy, max_pages in (("two_finger", 16), ("two_finger", 1), ("sliding", 16)):
-        rates = []
-        for seed in range(3):
-            pool = fragmented(device, pool_bytes, "64KiB", max_pages, seed)
+        best_exec = best_pause = float("inf")
+        for _ in range(repeats):
+            pool = fragmented(device, pool_bytes, "64KiB", max_pages, 0)
             rep = pool.compact(strategy)
-            copy_s = copy_time(device, rep.bytes_moved)
-            rates.append((rep.bytes_moved, rep.pause_s, copy_s, rep.pages_moved, rep.lower_bound_pages))
-        moved, pause, copy_s, pages, bound = max(rates, key=lambda r: r[2] / r[1])
-        ratio = copy_s / pause
-        print(f"data path {strategy:10s} blocks of 1..{max_pages:2d} pages: moved {moved / 2**20:7.1f} MiB in "
-              f"{pause * 1e3:7.2f} ms = {moved / pause / 1e9:5.2f} GB/s; one copy_ {moved / copy_s / 1e9:5.2f} GB/s; "
-              f"ratio {ratio:.2f}x (target >= 0.8) -> {'OK' if ratio >= 0.8 else 'MISSED'}; "
-              f"pages moved {pages} vs lower bound {bound}")
+            best_exec = min(best_exec, rep.pause_s - rep.plan_s)
+            best_pause = min(best_pause, rep.pause_s)
+            del pool
+        copy_s = copy_time(device, rep.bytes_moved, repeats)
+        ratio = copy_s / best_exec
+        print(f"data path {strategy:10s} blocks of 1..{max_pages:2d} pages: {rep.bytes_moved / 2**20:6.1f} MiB in "
+              f"{len(rep.moves)} moves: execute {best_exec * 1e3:6.2f} ms = "
+              f"{rep.bytes_moved / best_exec / 1e9:5.2f} GB/s; one copy_ {rep.bytes_moved / copy_s / 1e9:5.2f} GB/s; "
+              f"ratio {ratio:.2f}x (target >= 0.8) -> "
+              f"{'OK' if ratio >= 0.8 else 'MISSED'}; end to end with planning {copy_s / best_pause:.2f}x; "
+              f"pages moved {rep.pages_moved} vs lower bound {rep.lower_bound_pages}")
 
 
 def incremental(device: str, pool_bytes: int) -> None:
