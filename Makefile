@@ -4,7 +4,7 @@
 .PHONY: lab test setup lint bench
 
 lab: setup
-	.venv/bin/jupyter lab notebooks/01_quickstart.ipynb
+	scripts/lab.sh
 
 test:
 	scripts/test.sh
