@@ -52,10 +52,14 @@ def coalesce(moves: Sequence[Move]) -> list[list[int]]:
     return out
 
 
+# Tests set this to run the device (torch) path on CPU tensors, so CI covers the code CUDA runs.
+TORCH_PATH_ON_CPU = False
+
+
 def _rows(seg: _Segment) -> torch.Tensor | np.ndarray:
     """The segment as (pages, words per page): a numpy view on a CPU, a torch view on a device."""
     words = seg.data.view(torch.int64).view(seg.num_pages, seg.page_size // 8)
-    return words.numpy() if seg.data.device.type == "cpu" else words
+    return words.numpy() if seg.data.device.type == "cpu" and not TORCH_PATH_ON_CPU else words
 
 
 def _copy_range(seg: _Segment, src: int, dst: int, pages: int, rows: torch.Tensor | np.ndarray | None = None) -> None:
@@ -126,7 +130,7 @@ def execute(pool: PagedPool, step: Plan) -> list[tuple[int, int, int]]:
             if stage.independent:
                 ranges = coalesce(sorted(moves, key=lambda m: m.src_page))
                 mean_bytes = sum(r[2] for r in ranges) * seg.page_size / len(ranges)
-                small = seg.data.device.type == "cuda" or mean_bytes < GATHER_MAX_RANGE_BYTES_CPU
+                small = not isinstance(rows, np.ndarray) or mean_bytes < GATHER_MAX_RANGE_BYTES_CPU
                 if len(ranges) >= GATHER_MIN_RANGES and small:
                     _gather_scatter(seg, ranges, rows)
                     continue

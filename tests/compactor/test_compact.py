@@ -26,8 +26,15 @@ def fragmented(device: str = "cpu", *, pages: int = 64, size: int = 1, keep_ever
     return pool, live
 
 
+@pytest.fixture(params=["host", "device"])
+def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the CPU's numpy copies and with the torch path that CUDA uses."""
+    monkeypatch.setattr(_execute, "TORCH_PATH_ON_CPU", request.param == "device")
+    return str(request.param)
+
+
 @pytest.mark.parametrize("strategy", ["two_finger", "sliding"])
-def test_full_compaction_keeps_ids_bytes_and_leaves_one_run(device: str, strategy: str) -> None:
+def test_full_compaction_keeps_ids_bytes_and_leaves_one_run(device: str, strategy: str, copy_path: str) -> None:
     pool, live = fragmented(device, pages=64, size=2)
     ids = {b.id for b in live}
     rep = pool.compact(strategy)
@@ -65,7 +72,7 @@ def test_pinned_blocks_never_move(device: str) -> None:
     pool.check_invariants()
 
 
-def test_budgeted_steps_stay_within_budget_and_finish(device: str) -> None:
+def test_budgeted_steps_stay_within_budget_and_finish(device: str, copy_path: str) -> None:
     pool, live = fragmented(device, pages=64)
     steps = []
     while True:
@@ -105,7 +112,7 @@ def test_events_and_stats_record_compactions() -> None:
     assert k.size == 1 and ev.pages[k[0]] == rep.pages_moved and ev.latency_s[k[0]] == pytest.approx(rep.pause_s)
 
 
-def test_overlapping_slides_copy_the_right_bytes(device: str) -> None:
+def test_overlapping_slides_copy_the_right_bytes(device: str, copy_path: str) -> None:
     # one big block slides down by one page: source and destination overlap
     pool = small_pool(device, pages=40)
     small = pool.alloc_bytes(4096)
@@ -118,7 +125,7 @@ def test_overlapping_slides_copy_the_right_bytes(device: str) -> None:
     pool.check_invariants()
 
 
-def test_overlap_through_a_temporary(device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overlap_through_a_temporary(device: str, monkeypatch: pytest.MonkeyPatch, copy_path: str) -> None:
     monkeypatch.setattr(_execute, "MAX_OVERLAP_CHUNKS", 1)
     pool = small_pool(device, pages=12)
     gap = pool.alloc_bytes(4096)
@@ -129,7 +136,8 @@ def test_overlap_through_a_temporary(device: str, monkeypatch: pytest.MonkeyPatc
     check_pattern(big)
 
 
-def test_many_small_moves_use_one_gather_scatter(device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_many_small_moves_use_one_gather_scatter(device: str, monkeypatch: pytest.MonkeyPatch,
+                                                 copy_path: str) -> None:
     calls = {"gather": 0, "slice": 0}
     real_gather, real_copy = _execute._gather_scatter, _execute._copy_range
 
@@ -244,3 +252,12 @@ def test_live_config_change_takes_effect_at_next_allocation() -> None:
         pool.alloc_bytes(2 * 4096)
     pool.configure(compaction="lazy", free_ratio_trigger=0.2)
     assert pool.alloc_bytes(2 * 4096).num_pages == 2
+
+
+def test_large_ranges_take_the_threaded_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_execute, "TORCH_COPY_MIN_BYTES_CPU", 2 * 4096)  # every range of 2+ pages
+    pool, live = fragmented(pages=64, size=4)
+    pool.compact("sliding")
+    for b in live:
+        check_pattern(b)
+    pool.check_invariants()
