@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -264,30 +265,106 @@ dash = Dashboard.demo(fps=20)
 dash"""
 
 KERNEL_BENCH = """\
-import threading as _th, time as _t
-from autoglm_lab.widget import Dashboard as _D
-def _alone(seconds):
-    d = _D.demo(); sim = d.sim; out = []
+import os as _os, threading as _th, time as _t
+
+def _sched(tid):  # (seconds on a CPU, seconds runnable but waiting for one) of one thread
+    try:
+        with open(f"/proc/self/task/{tid}/schedstat") as f:
+            a = f.read().split()
+        return int(a[0]) / 1e9, int(a[1]) / 1e9
+    except OSError:
+        return 0.0, 0.0
+
+def _proc_cpu():
+    t = _os.times()
+    return t.user + t.system
+
+class _Meter:
+    # wall, thread CPU, run-queue wait and process CPU of the thread that steps the simulator
+    def start(self):
+        self.tid = _th.get_native_id()
+        self.s0, self.c0, self.p0, self.t0 = _sched(self.tid), _t.thread_time(), _proc_cpu(), _t.perf_counter()
+    def stop(self, steps):
+        wall, cpu, proc = _t.perf_counter() - self.t0, _t.thread_time() - self.c0, _proc_cpu() - self.p0
+        return {"steps": steps, "wall": wall, "cpu": cpu, "wait": _sched(self.tid)[1] - self.s0[1], "proc": proc}
+
+def _alone(n):
+    # n simulator steps on a background thread (the live loop's kind), from dash.reset()
+    dash.stop(); dash.reset(); sim, m, out = dash.sim, _Meter(), []
     def work():
-        t0 = _t.perf_counter()
-        while _t.perf_counter() - t0 < seconds and not sim.done:
+        m.start()
+        while sim.steps < n and not sim.done:
             sim.step()
-        out.append(sim.steps / (_t.perf_counter() - t0))
-    th = _th.Thread(target=work); th.start(); th.join(); d.close()
+        out.append(m.stop(sim.steps))
+    th = _th.Thread(target=work)
+    th.start()
+    th.join()
     return out[0]
+
+def _live(n):
+    # the same n steps from dash.reset(), driven by the live loop; this (main) thread waits on an
+    # Event without the GIL, like an idle kernel: polling with execute requests would cost the loop
+    # thread GIL waits that the alone run does not have
+    dash.stop(); dash.reset(); sim, m, st, out, done = dash.sim, _Meter(), {}, {}, _th.Event()
+    def cb(_snap, info):
+        if _th.current_thread() is _th.main_thread() or done.is_set():
+            return
+        if not st:  # first frame of the loop thread: it has stepped since play(), count from here
+            m.start(); st.update(n0=sim.steps, frames=0, frame_s=0.0)
+            return
+        st["frames"] += 1; st["frame_s"] += info.frame_s
+        if sim.steps - st["n0"] >= n or sim.done:
+            out.update(m.stop(sim.steps - st["n0"]), frames=st["frames"], frame_s=st["frame_s"])
+            done.set()
+    dash.on_frame(cb)
+    dash.play()
+    done.wait(600)
+    dash.stop(); dash._frame_callbacks.remove(cb)
+    return out
 """
 
 
-def bench_notebook(seconds: float = 5.0) -> None:
-    """The dashboard in JupyterLab (a real kernel, real comms), watched by headless Chromium."""
+def _host_cpu(procs: list) -> dict[str, float]:
+    """CPU seconds so far of the kernel, the JupyterLab server, Chromium's processes and the rest (playwright)."""
+    import psutil
+
+    out = {"kernel": 0.0, "server": 0.0, "chromium renderer": 0.0, "chromium gpu": 0.0, "chromium other": 0.0,
+           "other": 0.0}
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        key = ("kernel" if "ipykernel" in cmd else "server" if "jupyter" in cmd and "lab" in cmd
+               else "chromium renderer" if "chrom" in cmd and "--type=renderer" in cmd
+               else "chromium gpu" if "chrom" in cmd and "--type=gpu-process" in cmd
+               else "chromium other" if "chrom" in cmd else "other")
+        out[key] += t.user + t.system
+    return out
+
+
+def bench_notebook(steps: int = 30_000, rounds: int = 5) -> None:
+    """The dashboard in JupyterLab (a real kernel, real comms), watched by headless Chromium.
+
+    Like with like: the simulator runs the same ``steps`` steps from ``dash.reset()`` both ways, on a
+    background thread both ways (alone: a plain thread; live: the dashboard's loop thread, which also
+    draws and sends 20 frames/s), interleaved ``rounds`` times. Besides wall time per step, the
+    stepping thread's CPU time per step (what the frames and the kernel's other threads cost it) and
+    its run-queue wait (time it was ready but other processes held the cores) come from the kernel's
+    /proc, and the CPU share of the kernel, the JupyterLab server and Chromium from psutil."""
+    import psutil
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(ROOT))
     from tests.ui import test_dashboard_e2e as e2e
 
-    print("\n== notebook: Dashboard.demo() playing at 20 frames/s in JupyterLab (kernel, server and headless "
-          "Chromium share this machine)")
+    print(f"\n== notebook: Dashboard.demo() playing at 20 frames/s in JupyterLab (kernel, server and headless "
+          f"Chromium share this machine; {steps:,} steps from dash.reset(), alone vs live, {rounds} rounds; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '-')}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')})")
     e2e.SETUP_CELL = NOTEBOOK_CELL
+    me = psutil.Process()
     with tempfile.TemporaryDirectory() as tmp, e2e.jupyter_lab(Path(tmp)) as lab, sync_playwright() as pw:
         browser = pw.chromium.launch_persistent_context(
             str(Path(tmp) / "profile"), executable_path=e2e.CHROMIUM, headless=True, args=e2e.CHROMIUM_ARGS,
@@ -300,35 +377,65 @@ def bench_notebook(seconds: float = 5.0) -> None:
                                " return c && +c.dataset.numPages > 0; }", timeout=120_000)
         kernel = e2e.Kernel(lab)
 
-        def live_rate() -> tuple[float, float]:
-            kernel.eval("dash.reset() or None")  # the same starting point as a fresh demo
-            t0 = time.perf_counter()
-            kernel.eval("dash.play() or None")
-            time.sleep(seconds)
-            steps = kernel.eval("dash.sim.steps")
-            t1 = time.perf_counter()
-            kernel.eval("dash.stop() or None")
-            return steps / (t1 - t0), kernel.eval("dash.loop.achieved_fps")
+        def host() -> tuple[float, dict[str, float]]:
+            return time.perf_counter(), _host_cpu(me.children(recursive=True))
+
+        def live() -> tuple[dict, dict[str, float]]:
+            h0 = host()
+            out = kernel.eval(f"_live({steps})")
+            h1 = host()
+            return out, {k: (h1[1][k] - h0[1][k]) / (h1[0] - h0[0]) for k in h1[1]}
+
+        def alone() -> tuple[dict, dict[str, float]]:
+            h0 = host()
+            out = kernel.eval(f"_alone({steps})")
+            h1 = host()
+            return out, {k: (h1[1][k] - h0[1][k]) / (h1[0] - h0[0]) for k in h1[1]}
+
+        def us(run: dict, key: str) -> float:
+            return run[key] / run["steps"] * 1e6
+
+        def blocked(run: dict) -> float:  # off a CPU and not waiting for one: the GIL, a lock, a sleep
+            return (run["wall"] - run["cpu"] - run["wait"]) / run["steps"] * 1e6
+
+        def report(label: str, pairs: list[tuple[tuple[dict, dict], tuple[dict, dict]]], drawn: float | None) -> None:
+            walls = [us(lv, "wall") / us(al_, "wall") - 1 for (al_, _), (lv, _) in pairs]
+            cpus = [us(lv, "cpu") / us(al_, "cpu") - 1 for (al_, _), (lv, _) in pairs]
+            med = statistics.median
+            (a, ah), (lv, lh) = pairs[sorted(range(len(pairs)), key=lambda i: walls[i])[len(pairs) // 2]]
+            fps = lv["frames"] / lv["wall"]
+            print(f"{label}: slowdown per step {med(walls):+.1%} wall (runs {', '.join(f'{x:+.0%}' for x in walls)}), "
+                  f"{med(cpus):+.1%} thread CPU (runs {', '.join(f'{x:+.0%}' for x in cpus)})")
+            print(f"  median run, us/step alone -> live: wall {us(a, 'wall'):.1f} -> {us(lv, 'wall'):.1f}, "
+                  f"thread CPU {us(a, 'cpu'):.1f} -> {us(lv, 'cpu'):.1f}, run-queue wait {us(a, 'wait'):.1f} -> "
+                  f"{us(lv, 'wait'):.1f}, neither (GIL, locks) {blocked(a):.1f} -> {blocked(lv):.1f}, "
+                  f"the kernel's other threads' CPU (torch/OpenMP workers, IOPub) "
+                  f"{us(a, 'proc') - us(a, 'cpu'):.1f} -> {us(lv, 'proc') - us(lv, 'cpu'):.1f}; "
+                  f"{a['steps'] / a['wall']:,.0f} -> {lv['steps'] / lv['wall']:,.0f} steps/s")
+            print(f"  live loop {fps:.1f} frames/s, {lv['frame_s'] / max(1, lv['frames']) * 1e3:.2f} ms per frame "
+                  f"({lv['frame_s'] / lv['wall']:.1%} of the loop thread)"
+                  + (f"; browser drew {drawn:.1f} page-map frames/s" if drawn is not None else ""))
+            print("  cores busy (CPU s per s) alone -> live: "
+                  + ", ".join(f"{k} {ah[k]:.2f} -> {lh[k]:.2f}" for k in ah))
 
         try:
             kernel.eval("exec(" + repr(KERNEL_BENCH) + ") or None")
-            alone = kernel.eval(f"_alone({seconds})")
-            # count the page-map frames the browser applied (each bumps data-frame-id)
+            kernel.eval(f"_alone({steps // 4}) and None")  # warm-up
+            # count the page-map frames the browser applies (each bumps data-frame-id)
             page.evaluate("""() => { const c = document.querySelector('canvas.agl-canvas'); window.__frames = 0;
                 new MutationObserver(() => window.__frames++).observe(c, {attributeFilter: ['data-frame-id']}); }""")
-            t0 = time.perf_counter()
-            watched, kfps = live_rate()
-            drawn = page.evaluate("() => window.__frames") / (time.perf_counter() - t0)
+            watched, drawn_fps = [], []
+            for _ in range(rounds):
+                a = alone()
+                f0, t0 = page.evaluate("() => window.__frames"), time.perf_counter()
+                lv = live()
+                drawn_fps.append((page.evaluate("() => window.__frames") - f0) / (time.perf_counter() - t0))
+                watched.append((a, lv))
             page.goto("about:blank")  # no front end: the kernel still encodes and sends every frame
             time.sleep(1.0)
-            unwatched, kfps2 = live_rate()
-            alone = max(alone, kernel.eval(f"_alone({seconds})"))
-            print(f"simulator alone {alone:,.0f} steps/s (best of 2, same kernel, from a fresh demo)")
-            print(f"with the dashboard drawn by the browser: {watched:,.0f} steps/s "
-                  f"(slowdown {1 - watched / alone:.0%}), kernel loop {kfps:.1f} frames/s, "
-                  f"browser drew {drawn:.1f} page-map frames/s")
-            print(f"with no browser attached (real comms): {unwatched:,.0f} steps/s "
-                  f"(slowdown {1 - unwatched / alone:.0%}), kernel loop {kfps2:.1f} frames/s")
+            unwatched = [(alone(), live()) for _ in range(rounds)]
+            report("with the browser drawing", watched, statistics.median(drawn_fps))
+            report("no browser attached (real comms)", unwatched, None)
         finally:
             kernel.close()
             browser.close()
