@@ -14,8 +14,12 @@ Figures (see DESIGN.md targets):
   browser    the page map view rendering 1M-page frames in headless Chromium (target <= 8 ms per
              frame), and Plotly.react of the same heatmap + traces for comparison
   notebook   Dashboard.demo() playing in a real JupyterLab kernel: frames/s the browser drew, and the
-             simulator's steps/s against the simulator alone in the same kernel, with and without
-             the browser attached (on a small machine the browser competes for the same cores)
+             simulator's cost per step live against alone (the same steps from dash.reset(), both on a
+             background thread, interleaved), with and without the browser attached; per step also
+             the stepping thread's CPU, its run-queue wait (other processes on the cores) and GIL/lock
+             waits, and the CPU share of the kernel, server and Chromium. torch's OpenMP workers show
+             up as the kernel's "other threads": they spin after every threaded copy_, so on 2 cores
+             the browser's share is paid several times over (compare OMP_WAIT_POLICY=passive)
 """
 
 from __future__ import annotations
