@@ -27,10 +27,11 @@ __all__ = ["execute", "coalesce"]
 GATHER_MIN_RANGES = 32              # fewer ranges than this: slice copies are cheaper
 GATHER_MAX_RANGE_BYTES_CPU = 8 << 10  # on a CPU a numpy slice copy beats a gather unless ranges are tiny
 MAX_OVERLAP_CHUNKS = 16
-# On a CPU, numpy's single-threaded memmove wins up to ~512 KiB (torch wakes its thread pool for
-# each copy); from ~2 MiB torch's threaded copy wins (measured on 2 idle cores: 64 KiB 11.4 vs
-# 2.8 GB/s for numpy vs torch; 2 MiB 12.4 vs 17.7 GB/s).
-TORCH_COPY_MIN_BYTES_CPU = 1 << 20
+# On a CPU, copies stay in the calling thread (numpy memmove) by default. torch's threaded copy_
+# wins for large ranges on idle cores (2 MiB: 17.7 vs 12.4 GB/s), but its OpenMP workers busy-wait
+# between copies and take a core from the browser and other cells: in a kernel with the dashboard
+# drawn, simulator steps ran 2.6x slower. Set a byte threshold here to opt in for large ranges.
+TORCH_COPY_MIN_BYTES_CPU: int | None = None
 
 # Copies go through 8-byte words: torch copies uint8 slices of one storage element by element
 # (measured: 0.13 GB/s against 66 GB/s for the same bytes viewed as int64). Pages are multiples of
@@ -68,7 +69,8 @@ def _copy_range(seg: _Segment, src: int, dst: int, pages: int, rows: torch.Tenso
     a = src - seg.first_page
     b = dst - seg.first_page
     if isinstance(rows, np.ndarray):
-        if pages * seg.page_size >= TORCH_COPY_MIN_BYTES_CPU and abs(a - b) >= pages:
+        threshold = TORCH_COPY_MIN_BYTES_CPU
+        if threshold is not None and pages * seg.page_size >= threshold and abs(a - b) >= pages:
             words = seg.page_size // 8  # a large, non-overlapping range: torch's threaded copy
             flat = seg.data.view(torch.int64)
             flat[b * words:(b + pages) * words].copy_(flat[a * words:(a + pages) * words])

@@ -134,7 +134,8 @@ class ContiguousKV(KVLayout):
         if seq.blocks:
             old = seq.blocks[0]
             if length:
-                blk.tensor[:length].copy_(old.tensor[:length])
+                # pool.copy_bytes: an in-thread memmove on CPU (torch's threaded copy_ spins a core)
+                self.pool.copy_bytes(blk, old, length * self.bytes_per_token)
                 self.copied_bytes += length * self.bytes_per_token
             self._free(old)
         seq.blocks = [blk]

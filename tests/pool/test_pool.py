@@ -335,3 +335,22 @@ def test_snapshot_of_a_million_pages_is_vectorised() -> None:
         pool.alloc_bytes(64 * 300)
     snap = pool.snapshot()
     assert snap.page_block.shape == (1 << 20,) and int((snap.page_block >= 0).sum()) == 600_000
+
+
+def test_copy_bytes_between_blocks(device: str) -> None:
+    pool = small_pool(device, pages=16)
+    src = pool.alloc_bytes(3 * 4096 - 5)
+    dst = pool.alloc_bytes(4 * 4096)
+    src.tensor.copy_(torch.arange(src.nbytes, device=src.tensor.device) % 251)
+    dst.tensor.fill_(7)
+    pool.copy_bytes(dst, src, 5000)
+    assert torch.equal(dst.tensor[:5000], src.tensor[:5000]) and int(dst.tensor[5000]) == 7
+    pool.copy_bytes(dst, src)  # default: all that fits
+    assert torch.equal(dst.tensor[: src.nbytes], src.tensor)
+    before = dst.tensor.clone()
+    with pytest.raises(ValueError, match="nbytes=99999"):
+        pool.copy_bytes(dst, src, 99999)
+    pool.free(src)
+    with pytest.raises(al.InvalidBlockError):
+        pool.copy_bytes(dst, src, 10)
+    assert torch.equal(dst.tensor, before)
