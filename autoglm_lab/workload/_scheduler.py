@@ -62,6 +62,9 @@ class MemoryHost(Protocol):
 
     def evict_one(self) -> bool: ...
 
+    def allocation_failed(self) -> None:
+        """An allocation failed with nothing left to evict: a real failure (counted once)."""
+
     def attach_kv(self, seq: Seq) -> None: ...
 
     def detach_kv(self, seq: Seq) -> None: ...
@@ -139,6 +142,7 @@ class Scheduler:
     def _reserve_or_evict(self, seq: Seq, tokens: int) -> bool:
         while not self.host.reserve(seq, tokens):
             if not self.host.evict_one():
+                self.host.allocation_failed()  # a refusal that an eviction then cured is no failure
                 return False
         return True
 

@@ -67,6 +67,7 @@ class ServingSim:
     # ------------------------------------------------------------------ state
     def _start_state(self) -> None:
         cfg = self._config
+        self._last_failure_fragmented = False
         self.clock = 0.0
         self.trace_clock = 0.0
         self.steps = 0
@@ -181,9 +182,8 @@ class ServingSim:
         try:
             kv.layout.reserve(kv, tokens, seq.processed)
         except PoolExhausted as exc:
-            self._s_failures += 1
-            if exc.free_pages >= exc.pages_requested:  # enough free memory, but no run long enough
-                self.totals["fragmentation_failures"] += 1
+            # counted by allocation_failed() only if no eviction can make room
+            self._last_failure_fragmented = exc.free_pages >= exc.pages_requested
             return False
         finally:
             self._s_alloc_s += time.perf_counter() - t0
@@ -192,6 +192,11 @@ class ServingSim:
 
     def _release(self, kv: SeqKV) -> None:
         self._s_alloc_s += kv.layout.release(kv)
+
+    def allocation_failed(self) -> None:
+        self._s_failures += 1
+        if self._last_failure_fragmented:  # enough free memory, but no run long enough
+            self.totals["fragmentation_failures"] += 1
 
     def evict_one(self) -> bool:
         entry = self.cache.oldest()

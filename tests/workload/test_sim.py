@@ -170,3 +170,13 @@ def test_model_compute_serves_requests_from_the_pool(make_pool, layout: str) -> 
         torch.set_num_threads(threads)
     assert s["requests_done"] == len(chat) > 3 and s["generated_tokens"] == sum(r.output_tokens for r in chat)
     assert s["cache_hits"] > 0 and s["step_latency_p50_s"] > 0
+
+
+def test_refusals_cured_by_an_eviction_are_not_failures(make_pool) -> None:
+    pool = make_pool("16MiB")
+    sim, lru = run(pool, CHAT, cache_reuse_strategy="lru")
+    # the cache filled the pool, so the pool refused allocations until an eviction made room ...
+    assert lru["evictions"] > 0 and pool.stats().failed_allocations > 0
+    # ... but every request was served: those refusals are not failures of the server
+    assert lru["requests_done"] == len(CHAT) and lru["failures"] < pool.stats().failed_allocations
+    assert int(sim.results()["failures"].sum()) == lru["failures"]
