@@ -5,6 +5,37 @@ export const AXIS = "#94a3b8";
 export const GRID = "#e2e8f0";
 export const TEXT = "#475569";
 
+/** A chart's DOM: a root div (class `className`, CSS `font` if given) in `host` holding a title line
+ * and a canvas. */
+export function chartShell(host, className, titleText, font = null) {
+  const root = document.createElement("div");
+  root.className = className;
+  if (font) root.style.font = font;
+  host.appendChild(root);
+  const title = document.createElement("div");
+  title.style.cssText = "font-weight:600;color:var(--jp-ui-font-color1,#1f2937);margin:2px 0 2px 4px";
+  title.textContent = titleText;
+  root.appendChild(title);
+  const canvas = document.createElement("canvas");
+  root.appendChild(canvas);
+  return { root, canvas };
+}
+
+/** Run `draw` at most once per animation frame however often `schedule()` is called;
+ * `cancel()` drops a pending draw (a view's cleanup calls it). */
+export function frameScheduler(draw, raf = globalThis.requestAnimationFrame, caf = globalThis.cancelAnimationFrame) {
+  let pending = null;
+  return {
+    schedule() {
+      if (pending === null) pending = raf(() => { pending = null; draw(); });
+    },
+    cancel() {
+      if (pending !== null) caf(pending);
+      pending = null;
+    },
+  };
+}
+
 /** Size a canvas for CSS size (w, h) at the device pixel ratio; returns a scaled 2D context. */
 export function setupCanvas(canvas, w, h, ratio = globalThis.devicePixelRatio || 1) {
   canvas.width = Math.round(w * ratio);

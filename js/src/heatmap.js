@@ -3,7 +3,7 @@
 // as binary frames (codec.js): a full history when the view opens, then one column per frame.
 
 import { decodeHeatFrame } from "./codec.js";
-import { AXIS, FONT, TEXT, formatSeconds, setupCanvas } from "./axes.js";
+import { AXIS, FONT, TEXT, chartShell, formatSeconds, frameScheduler, setupCanvas } from "./axes.js";
 import { onChange, onMessage, sendAction } from "./model.js";
 import { cssColor, rampPalette } from "./palette.js";
 
@@ -42,16 +42,7 @@ export class HeatHistory {
 }
 
 export function render({ model, el: host }) {
-  const root = document.createElement("div");
-  root.className = "agl-heatmap";
-  root.style.font = FONT;
-  host.appendChild(root);
-  const title = document.createElement("div");
-  title.style.cssText = "font-weight:600;color:var(--jp-ui-font-color1,#1f2937);margin:2px 0 2px 4px";
-  title.textContent = "Fragmentation heatmap · address buckets over time";
-  root.appendChild(title);
-  const canvas = document.createElement("canvas");
-  root.appendChild(canvas);
+  const { root, canvas } = chartShell(host, "agl-heatmap", "Fragmentation heatmap · address buckets over time", FONT);
   const ramp = rampPalette();
   const history = new HeatHistory(model.get("history"));
   const image = document.createElement("canvas");
@@ -155,10 +146,8 @@ export function render({ model, el: host }) {
     canvas.dataset.buckets = String(b);
   };
 
-  let raf = null;
-  const schedule = () => {
-    if (raf === null) raf = requestAnimationFrame(() => { raf = null; draw(); });
-  };
+  const frames = frameScheduler(draw);
+  const schedule = frames.schedule;
   const onFrame = (_content, [buf]) => {
     history.apply(decodeHeatFrame(buf));
     schedule();
@@ -172,7 +161,7 @@ export function render({ model, el: host }) {
   sendAction(model, "request_full");
   return () => {
     for (const off of unsubs) off();
-    if (raf !== null) cancelAnimationFrame(raf);
+    frames.cancel();
     root.remove();
   };
 }

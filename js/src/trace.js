@@ -3,7 +3,9 @@
 // binary window (codec.js) on every frame, at most once per animation frame.
 
 import { decodeTraceFrame } from "./codec.js";
-import { AXIS, FONT, GRID, TEXT, decadeTicks, formatSeconds, niceTicks, setupCanvas } from "./axes.js";
+import {
+  AXIS, FONT, GRID, TEXT, chartShell, decadeTicks, formatSeconds, frameScheduler, niceTicks, setupCanvas,
+} from "./axes.js";
 import { onChange, onMessage, sendAction } from "./model.js";
 
 export const SERIES = [
@@ -32,15 +34,7 @@ export function positiveRange(arrays) {
 }
 
 export function render({ model, el: host }) {
-  const root = document.createElement("div");
-  root.className = "agl-trace";
-  host.appendChild(root);
-  const title = document.createElement("div");
-  title.style.cssText = "font-weight:600;color:var(--jp-ui-font-color1,#1f2937);margin:2px 0 2px 4px";
-  title.textContent = "Latency · per step, per allocation, per compaction";
-  root.appendChild(title);
-  const canvas = document.createElement("canvas");
-  root.appendChild(canvas);
+  const { root, canvas } = chartShell(host, "agl-trace", "Latency · per step, per allocation, per compaction");
   let data = null;
   let ctx = null;
 
@@ -161,10 +155,8 @@ export function render({ model, el: host }) {
     canvas.dataset.points = String(n);
   };
 
-  let raf = null;
-  const schedule = () => {
-    if (raf === null) raf = requestAnimationFrame(() => { raf = null; draw(); });
-  };
+  const frames = frameScheduler(draw);
+  const schedule = frames.schedule;
   const unsubs = [
     onMessage(model, "trace", (_c, [buf]) => { data = decodeTraceFrame(buf); schedule(); }),
     onChange(model, ["width_px", "height_px", "window_s"], schedule),
@@ -173,7 +165,7 @@ export function render({ model, el: host }) {
   sendAction(model, "request_full");
   return () => {
     for (const off of unsubs) off();
-    if (raf !== null) cancelAnimationFrame(raf);
+    frames.cancel();
     root.remove();
   };
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
+import { frameScheduler } from "./axes.js";
 import { HeatHistory } from "./heatmap.js";
 import { throttle } from "./model.js";
 import { checksum } from "./pagemap.js";
@@ -22,6 +23,23 @@ describe("view helpers", () => {
     expect([...h.columns[1]]).toEqual([3, 3]);
     h.apply({ ...col(5, 9), kind: 0 });
     expect(h.time).toEqual([5]);
+  });
+
+  it("frameScheduler draws once per animation frame and cancel drops a pending draw", () => {
+    const queued = [];
+    const raf = (cb) => queued.push(cb);
+    const caf = (id) => { queued[id - 1] = null; };
+    let draws = 0;
+    const f = frameScheduler(() => { draws += 1; }, raf, caf);
+    f.schedule(); f.schedule(); f.schedule();
+    expect(queued.length).toBe(1);
+    queued.shift()();
+    expect(draws).toBe(1);
+    f.schedule();
+    f.cancel();
+    expect(queued).toEqual([null]);
+    f.schedule();  // a cancelled draw does not block the next one
+    expect(queued.length).toBe(2);
   });
 
   it("positiveRange ignores NaN and non-positive samples", () => {
