@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = ["PoolConfig", "parse_size", "format_size", "LIVE_FIELDS"]
@@ -114,7 +114,6 @@ class PoolConfig:
     compaction_strategy: Literal["two_finger", "sliding"] = "two_finger"
     compaction_budget_bytes: int | str | None = None
     event_capacity: int = 4096
-    _validated: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         page = parse_size(self.page_size, name="page_size")
@@ -172,7 +171,6 @@ class PoolConfig:
         set_(self, "defrag_interval_s", float(interval))
         set_(self, "fragmentation_threshold_factor", float(self.fragmentation_threshold_factor))
         set_(self, "free_ratio_trigger", float(self.free_ratio_trigger))
-        set_(self, "_validated", True)
 
     def replace(self, **changes: Any) -> PoolConfig:
         """A new, validated config with ``changes`` applied; unknown names raise ``ValueError``."""

@@ -82,6 +82,3 @@ class EventRing:
     def rows(self) -> tuple[tuple[float, int, int, int, float, int], ...]:
         """A copy of the ring, oldest first (about 50 us for 4096 events)."""
         return tuple(self._ring)
-
-    def arrays(self) -> EventArrays:
-        return EventArrays.from_rows(self.rows())

@@ -206,13 +206,12 @@ class FreeRunIndex:
         run_start = start
         while run_start not in self.starts:  # the planner places blocks at run starts: rarely loops
             run_start -= 1
-            if run_start < 0 or (run_start in self.ends and run_start != start):
-                raise AssertionError(f"pages {start}..{start + length} are not inside one free run")
-        run_len = self._delete(run_start)
-        run_end = run_start + run_len
-        if start + length > run_end:
-            self._insert(run_start, run_len)
-            raise AssertionError(f"pages {start}..{start + length} overrun free run {run_start}..{run_end}")
+            if run_start < 0:
+                raise AssertionError(f"pages {start}..{start + length} are not inside a free run")
+        run_end = run_start + self.starts[run_start]
+        if start + length > run_end:  # also when start lies past the run found on the left
+            raise AssertionError(f"pages {start}..{start + length} are not inside free run {run_start}..{run_end}")
+        self._delete(run_start)
         if start > run_start:
             self._insert(run_start, start - run_start)
         if run_end > start + length:
