@@ -17,9 +17,9 @@ Figures (see DESIGN.md targets):
              simulator's cost per step live against alone (the same steps from dash.reset(), both on a
              background thread, interleaved), with and without the browser attached; per step also
              the stepping thread's CPU, its run-queue wait (other processes on the cores) and GIL/lock
-             waits, and the CPU share of the kernel, server and Chromium. torch's OpenMP workers show
-             up as the kernel's "other threads": they spin after every threaded copy_, so on 2 cores
-             the browser's share is paid several times over (compare OMP_WAIT_POLICY=passive)
+             waits, and the CPU share of the kernel, server and Chromium. torch's OpenMP workers, if
+             anything still starts threaded CPU copies, show up as the kernel's "other threads" (they
+             spin after each one; the pool's CPU copies now run in the calling thread for that reason)
 """
 
 from __future__ import annotations
@@ -153,8 +153,8 @@ def bench_live(seconds: float = 6.0) -> None:
         return pool, sim
 
     # The same N steps both ways (a step's cost depends on how full the simulated server is), and
-    # both on a background thread: torch's copy_ (contiguous KV re-allocation) runs several times
-    # slower on the main thread than on another one here, which would flatter the dashboard.
+    # both on a background thread, so thread placement cannot flatter either side (torch's threaded
+    # CPU copy_ once ran several times slower on the main thread here).
     # The machine may be shared: besides wall time, count the thread's own CPU time
     # (time.thread_time), which other processes barely disturb.
     def alone_s(n: int, cpu: list[float] | None = None) -> float:
