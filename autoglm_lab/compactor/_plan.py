@@ -7,7 +7,9 @@ order: a move may write pages that an earlier move of the stage vacated, or over
 
 ```
 two_finger   fill the lowest holes with the highest blocks that fit (independent), then slide what
-             is left (sequential): one free run per segment, bar pinned blocks
+             is left (sequential): one free run per segment, bar pinned blocks. Which filling block
+             lands in which place is free (order is not kept): they are paired in address order, so
+             neighbouring blocks land next to each other and copy as one range
 sliding      keep address order (Lisp2): every block after the first hole slides down (sequential)
 targeted(n)  evacuate the cheapest window of n pages into holes elsewhere (independent)
 ```
@@ -169,10 +171,32 @@ def _fill_phase(seg: SegmentLayout, *, only_above_prefix: bool) -> tuple[list[Mo
         i = holes.lowest(p)
         if i < 0 or holes.start[i] >= s:
             continue
-        dst = holes.take_front(i, p)
-        moves.append(Move(ids[k], s, dst, p))
-        new_start[ids[k]] = dst
+        moves.append(Move(ids[k], s, holes.take_front(i, p), p))
+    moves = _pair_in_address_order(moves)
+    for m in moves:
+        new_start[m.block_id] = m.dst_page
     return moves, new_start
+
+
+def _pair_in_address_order(moves: list[Move]) -> list[Move]:
+    """Re-pair the blocks that fill holes with the places they were given, size class by size class:
+    the k-th lowest block of a size goes to the k-th lowest place of that size. The blocks moved and
+    the pages they land on stay the same (so does every count), every block still moves down (a
+    matching with every place below its block stays so when both sides are sorted), but runs of
+    neighbouring blocks now land in neighbouring places and copy as one range. ``moves`` come
+    highest source first, and keep that order (a budgeted step still empties the top first)."""
+    by_size: dict[int, list[int]] = {}
+    for i, m in enumerate(moves):
+        by_size.setdefault(m.pages, []).append(i)
+    out = list(moves)
+    for idx in by_size.values():
+        if len(idx) < 2:
+            continue
+        places = sorted(moves[i].dst_page for i in idx)
+        for i, dst in zip(reversed(idx), places, strict=True):  # reversed: lowest source first
+            m = moves[i]
+            out[i] = Move(m.block_id, m.src_page, dst, m.pages)
+    return out
 
 
 def _slide_phase(seg: SegmentLayout, new_start: dict[int, int] | None = None) -> list[Move]:

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 
 from autoglm_lab.compactor import Layout, plan, plan_sliding, plan_targeted, plan_two_finger
+from autoglm_lab.compactor._execute import coalesce
 
 
 def apply(layout: Layout, p) -> dict[int, int]:
@@ -59,8 +60,32 @@ def test_two_finger_fills_lowest_holes_with_highest_blocks() -> None:
     lay = Layout.from_blocks(64, [(0, 8)], [(0, 0, 1, False), (1, 3, 1, False), (2, 4, 1, False),
                                            (3, 6, 1, False), (4, 7, 1, False)])
     p = plan_two_finger(lay)
-    assert [(m.block_id, m.src_page, m.dst_page) for m in p.moves] == [(4, 7, 1), (3, 6, 2)]
+    # D and E fill the hole at 1-2, paired in address order (order not kept, but D stays before E)
+    assert [(m.block_id, m.src_page, m.dst_page) for m in p.moves] == [(4, 7, 2), (3, 6, 1)]
     assert p.lower_bound_pages == 2 and p.pages_moved == 2
+    assert coalesce(sorted(p.moves, key=lambda m: m.src_page)) == [[6, 1, 2]]  # one copy
+
+
+def test_two_finger_same_size_run_moves_as_one_range() -> None:
+    # | A . . . . . B C D E F G | : B..F fill 1..5 in order (G is already in the prefix... it is not:
+    # 7 live pages, prefix 0..6, so B..G above it move, 6 holes below) -> one range of 6 pages
+    lay = Layout.from_blocks(64, [(0, 12)], [(0, 0, 1, False)] + [(i, 5 + i, 1, False) for i in range(1, 7)])
+    p = plan_two_finger(lay)
+    assert p.pages_moved == p.lower_bound_pages == 5
+    assert coalesce(sorted(p.moves, key=lambda m: m.src_page)) == [[7, 1, 5]]
+
+
+def _fill_moves(p) -> tuple:
+    return p.stages[0].moves if p.stages and p.stages[0].independent else ()
+
+
+def _assert_paired_in_address_order(p) -> None:
+    fill = _fill_moves(p)
+    assert [m.src_page for m in fill] == sorted((m.src_page for m in fill), reverse=True)  # top first
+    for size in {m.pages for m in fill}:
+        same = sorted((m for m in fill if m.pages == size), key=lambda m: m.src_page)
+        assert [m.dst_page for m in same] == sorted(m.dst_page for m in same)
+    assert all(m.dst_page + m.pages <= m.src_page for m in fill)  # every filling block moves down
 
 
 def test_sliding_keeps_order_and_reports_excess() -> None:
@@ -85,6 +110,7 @@ def test_full_compaction_leaves_one_free_run_and_respects_the_bound(blocks: list
     assert p.pages_moved >= p.lower_bound_pages
     if strategy == "two_finger":
         assert p.pages_moved <= plan_sliding(lay).pages_moved
+        _assert_paired_in_address_order(p)
 
 
 @settings(max_examples=300, deadline=None)
@@ -97,6 +123,14 @@ def test_two_finger_moves_exactly_the_lower_bound_for_same_size_blocks(k: int, o
     p = plan_two_finger(lay)
     assert p.pages_moved == p.lower_bound_pages
     assert free_runs(lay, apply(lay, p)) <= 1
+    _assert_paired_in_address_order(p)
+    # same-size blocks paired in address order: a copy range per run where source and place continue
+    # each other, never more ranges than either side has runs in total
+    fill = sorted(_fill_moves(p), key=lambda m: m.src_page)
+    runs = sum(1 for i, m in enumerate(fill) if i == 0 or fill[i - 1].src_page + k != m.src_page)
+    places = sorted(m.dst_page for m in fill)
+    holes = sum(1 for i, d in enumerate(places) if i == 0 or places[i - 1] + k != d)
+    assert len(coalesce(fill)) <= runs + holes - (1 if fill else 0)
 
 
 @settings(max_examples=200, deadline=None)
