@@ -47,6 +47,32 @@ def _sync(pool: PagedPool) -> None:
         torch.cuda.synchronize(pool.device)
 
 
+class _CopyTimer:
+    """Time spent copying: wall time on a CPU; on CUDA two events on the pool's stream, read after
+    the final synchronisation (no extra sync between the copies and the bookkeeping)."""
+
+    def __init__(self, pool: PagedPool) -> None:
+        self._cuda = pool.device.type == "cuda"
+        if self._cuda:
+            self._stream = torch.cuda.current_stream(pool.device)
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._end = torch.cuda.Event(enable_timing=True)
+            self._start.record(self._stream)
+        self._t0 = time.perf_counter()
+        self._t1 = self._t0
+
+    def stop(self) -> None:
+        if self._cuda:
+            self._end.record(self._stream)
+        self._t1 = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Call after the stream was synchronised."""
+        if self._cuda:
+            return self._start.elapsed_time(self._end) / 1e3
+        return self._t1 - self._t0
+
+
 def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int | str | None = None,
             num_pages: int | None = None, reason: str = "manual") -> CompactionReport:
     """Move live blocks to close holes.
@@ -75,7 +101,9 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
             planned_pages = state["planned_pages"]
         plan_s = time.perf_counter() - t0
         step, rest = full.cut(budget_pages)
+        timer = _CopyTimer(pool)
         done_moves = execute(pool, step)
+        timer.stop()
         if done_moves:
             pool._relocate(done_moves)
         _sync(pool)
@@ -98,5 +126,5 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
             largest_free_run_before=before.largest_free_run_pages,
             largest_free_run_after=after.largest_free_run_pages,
             free_runs_before=before.free_runs, free_runs_after=after.free_runs, page_size=pool.page_size,
-            planned_pages=planned_pages, notes=full.notes,
+            planned_pages=planned_pages, notes=full.notes, copy_s=timer.seconds(),
         )

@@ -31,6 +31,7 @@ class CompactionReport:
     page_size: int
     planned_pages: int = 0       # pages the whole plan moves (all steps), for budgeted runs
     notes: tuple[str, ...] = field(default=())
+    copy_s: float = 0.0          # of pause_s, copying the bytes (the data path; CUDA: timed by events)
 
     @property
     def excess_pages(self) -> int:

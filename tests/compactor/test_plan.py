@@ -67,8 +67,8 @@ def test_two_finger_fills_lowest_holes_with_highest_blocks() -> None:
 
 
 def test_two_finger_same_size_run_moves_as_one_range() -> None:
-    # | A . . . . . B C D E F G | : B..F fill 1..5 in order (G is already in the prefix... it is not:
-    # 7 live pages, prefix 0..6, so B..G above it move, 6 holes below) -> one range of 6 pages
+    # | A . . . . . B C D E F G | : 7 live pages fill the prefix 0..6, B already lies in it; C..G
+    # fill the holes 1..5 in order -> one copy range of 5 pages
     lay = Layout.from_blocks(64, [(0, 12)], [(0, 0, 1, False)] + [(i, 5 + i, 1, False) for i in range(1, 7)])
     p = plan_two_finger(lay)
     assert p.pages_moved == p.lower_bound_pages == 5
