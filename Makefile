@@ -13,7 +13,7 @@ setup:
 	scripts/setup.sh
 
 lint: setup
-	.venv/bin/ruff check autoglm_lab tests benchmarks
+	.venv/bin/ruff check autoglm_lab tests benchmarks hatch_build.py
 
 bench: setup
 	.venv/bin/python benchmarks/bench_pool.py

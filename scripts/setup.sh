@@ -21,7 +21,9 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     $PIP install "$TORCH_REQ" 2>/dev/null || $PIP install "$TORCH_REQ" --index-url https://download.pytorch.org/whl/cpu
   fi
 fi
-# the package itself (editable) with its test and dev tools; the build hook bundles js/ with npm
+# the package itself (editable) with its test and dev tools; the build hooks compile the pool's C
+# core (hatch_build.py; AUTOGLM_LAB_REQUIRE_CORE=1 makes a compiler failure fatal, as CI does) and
+# bundle js/ with npm
 $PIP install -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 # the dashboard's front end: the build hook (hatch-jupyter-builder) bundles js/ into
 # autoglm_lab/widget/static/ during the install above; build it here when that was skipped
@@ -30,4 +32,4 @@ if [ ! -f autoglm_lab/widget/static/pagemap.js ] || [ ! -f autoglm_lab/widget/st
     || [ ! -f autoglm_lab/widget/static/trace.js ]; then
   (cd js && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
 fi
-"$VENV/bin/python" -c "import autoglm_lab, torch; print('autoglm_lab', autoglm_lab.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"
+"$VENV/bin/python" -c "import autoglm_lab, torch; from autoglm_lab.pool import _impl; print('autoglm_lab', autoglm_lab.__version__, '| pool core', _impl.IMPL, _impl.REASON, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ._errors import InvalidBlockError
+from ._impl import BlockBase
 
 if TYPE_CHECKING:
     from ._pool import PagedPool, _Segment
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["Block"]
 
 
-class Block:
+class Block(BlockBase):
     """A live allocation of a `PagedPool`.
 
     ``tensor`` is a view of the block's pages with the requested shape and dtype. Compaction may move
@@ -23,23 +24,7 @@ class Block:
     ``block.tensor`` again after compaction, or hold ``with pool.pin(block):`` while using a raw view.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_freed",
-        "_pins",
-        "_pool",
-        "_seg",
-        "_slot",
-        "_start",
-        "_tensor",
-        "created_s",
-        "dtype",
-        "id",
-        "nbytes",
-        "num_pages",
-        "shape",
-        "tag",
-    )
+    __slots__ = ("__weakref__",)  # the fields live in BlockBase (compiled, or _pycore.BlockBase)
 
     id: int
     nbytes: int

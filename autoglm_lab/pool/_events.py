@@ -1,7 +1,8 @@
 """A bounded ring buffer of what happened in the pool (alloc, free, failure, grow, compaction).
 
-Events are tuples appended to a ``deque(maxlen=...)`` on the hot path (about 50 ns) and turned into
-numpy arrays only when a snapshot is taken.
+The compiled core (`_core.EventRing`) writes events into a C array of packed records; this module's
+`EventRing` is its pure-Python twin (tuples in a ``deque(maxlen=...)``). Either way they become numpy
+columns only when a snapshot is taken (`EventArrays.from_rows`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from enum import IntEnum
 
 import numpy as np
 
-__all__ = ["EventKind", "EventRing", "EventArrays"]
+__all__ = ["EVENT_RECORD", "EventArrays", "EventKind", "EventRing"]
 
 
 class EventKind(IntEnum):
@@ -45,7 +46,11 @@ class EventArrays:
         return int(self.kind.shape[0])
 
     @staticmethod
-    def from_rows(rows: tuple[tuple[float, int, int, int, float, int], ...]) -> EventArrays:
+    def from_rows(rows: bytes | tuple[tuple[float, int, int, int, float, int], ...]) -> EventArrays:
+        """Columns from ``EventRing.rows()``: packed records (compiled ring) or tuples (Python ring)."""
+        if isinstance(rows, bytes | bytearray | memoryview):
+            rec = np.frombuffer(rows, dtype=EVENT_RECORD)
+            return EventArrays(*(rec[name].astype(t) for name, t in zip(EVENT_RECORD.names, _DTYPES, strict=True)))
         if not rows:
             return EventArrays(*(np.zeros(0, dtype=t) for t in _DTYPES))
         cols = list(zip(*rows, strict=True))
@@ -53,18 +58,20 @@ class EventArrays:
 
 
 _DTYPES = (np.float64, np.uint8, np.int64, np.int64, np.float64, np.int64)
+# one event as the compiled ring packs it (struct Event in _core.c)
+EVENT_RECORD = np.dtype([("time_s", "<f8"), ("kind", "<i8"), ("block_id", "<i8"), ("pages", "<i8"),
+                         ("latency_s", "<f8"), ("info", "<i8")])
 
 
 class EventRing:
     """Fixed-capacity ring of ``(time_s, kind, block_id, pages, latency_s, info)`` tuples.
 
-    ``append`` is the deque's own bound method (no Python frame on the hot path); whoever appends
-    also adds 1 to ``total``, the count of events ever recorded, so readers can tell what they missed.
+    ``total`` counts the events ever recorded, so readers can tell what they missed. The compiled
+    twin is `_core.EventRing` (its ``rows()`` are packed records).
     """
 
     def __init__(self, capacity: int) -> None:
         self._ring: deque[tuple[float, int, int, int, float, int]] = deque(maxlen=capacity)
-        self.append = self._ring.append
         self.total = 0
 
     @property
@@ -77,7 +84,9 @@ class EventRing:
 
     def resize(self, capacity: int) -> None:
         self._ring = deque(self._ring, maxlen=capacity)
-        self.append = self._ring.append
+
+    def __len__(self) -> int:
+        return len(self._ring)
 
     def rows(self) -> tuple[tuple[float, int, int, int, float, int], ...]:
         """A copy of the ring, oldest first (about 50 us for 4096 events)."""

@@ -18,8 +18,9 @@ allocation finds no run long enough (``merge_all``).
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class FreeRunIndex:
 
     # ------------------------------------------------------------------ layout
     def reset(self, total_pages: int, barriers: Iterable[int], runs: Iterable[tuple[int, int]]) -> None:
-        """Rebuild from scratch (after a segment is added or released)."""
+        """Rebuild from scratch (after segments are released); ``runs`` are taken as merged."""
         self.starts.clear()
         self.ends.clear()
         self.by_len.clear()
@@ -50,6 +51,7 @@ class FreeRunIndex:
         self.barriers = set(barriers)
         self.total_pages = total_pages
         self.free_pages = 0
+        self.dirty = False
         self._tree = None
         for start, length in runs:
             self._insert(start, length)
@@ -181,13 +183,30 @@ class FreeRunIndex:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def runs(self) -> Iterator[tuple[int, int]]:
-        return iter(sorted(self.starts.items()))
+    def runs(self) -> list[tuple[int, int]]:
+        return sorted(self.starts.items())
+
+    def lengths(self) -> array:
+        """The length of every indexed run, in no particular order (int64 buffer)."""
+        return array("q", self.starts.values())
 
     # ------------------------------------------------------------------ updates
+    def add_segment(self, first: int, num_pages: int) -> None:
+        """Index a new segment of ``num_pages`` free pages after the last one."""
+        if first != self.total_pages or num_pages < 1:
+            raise ValueError(f"a segment must start at page {self.total_pages} and hold >= 1 page")
+        self.total_pages += num_pages
+        self.barriers.add(first)
+        self.barriers.add(first + num_pages)
+        if self._fit == "first":
+            self._maybe_build_tree()
+        self._insert(first, num_pages)
+
     def release(self, start: int, length: int, merge: bool) -> None:
         """Index ``length`` pages at ``start`` as free, merging with free neighbours if ``merge``."""
         end = start + length
+        if start < 0 or length < 1 or end > self.total_pages or start in self.starts or end in self.ends:
+            raise ValueError(f"cannot release pages {start}..{end}: outside the pool or already free")
         if merge:
             if start not in self.barriers:
                 left = self.ends.get(start)
@@ -226,6 +245,30 @@ class FreeRunIndex:
             else:
                 out.append((start, length))
         return out
+
+    def check(self) -> None:
+        """Raise AssertionError if the index's own structures disagree."""
+        prev_end = 0
+        for start, length in sorted(self.starts.items()):
+            if length <= 0 or start < prev_end or start + length > self.total_pages:
+                raise AssertionError(f"free index: run {start}+{length} overlaps or lies outside the pool")
+            if any(b in self.barriers for b in range(start + 1, start + length)):
+                raise AssertionError(f"free index: run {start}+{length} crosses a segment boundary")
+            if self.ends.get(start + length) != start:
+                raise AssertionError(f"free index: end of run {start} not recorded")
+            prev_end = start + length
+        if len(self.ends) != len(self.starts) or sum(self.starts.values()) != self.free_pages:
+            raise AssertionError("free index: run count or free pages disagree")
+        for length, bucket in self.by_len.items():
+            if not bucket or any(self.starts.get(s) != length for s in bucket):
+                raise AssertionError("free index: length buckets disagree with the runs")
+        if sorted(self.by_len) != self.lens or sum(map(len, self.by_len.values())) != len(self.starts):
+            raise AssertionError("free index: sorted length list disagrees with the buckets")
+        if self._tree is not None:
+            fresh = FreeRunIndex("first")
+            fresh.reset(self.total_pages, self.barriers, self.starts.items())
+            if fresh._tree != self._tree:
+                raise AssertionError("free index: first-fit tree disagrees with the runs")
 
     def merge_all(self) -> bool:
         """Merge every pair of neighbouring runs (the lazy merge). True if anything merged."""

@@ -19,7 +19,6 @@ import logging
 import math
 import threading
 import time
-from array import array
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from . import _impl
 from ._block import Block
 from ._config import LIVE_FIELDS, PoolConfig, format_size
 from ._errors import InvalidBlockError, PinnedBlockError, PoolExhausted
-from ._events import COMPACT_REASONS, EventKind, EventRing
-from ._freeindex import FreeRunIndex
+from ._events import COMPACT_REASONS, EventKind
 from ._snapshot import SNAPSHOT_VERSION, PoolSnapshot
 from ._stats import PoolStats
 
@@ -40,9 +39,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PagedPool", "resolve_device"]
 
-log = logging.getLogger(__name__)
+_MAX_BYTES = (1 << 62) - 1  # the core counts bytes in int64
 
-_ALLOC, _FREE, _FAIL = int(EventKind.ALLOC), int(EventKind.FREE), int(EventKind.FAIL)
+log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -63,7 +62,7 @@ def resolve_device(device: str) -> torch.device:
 class _Segment:
     """One device tensor carved into pages."""
 
-    __slots__ = ("_host", "_typed", "data", "first_page", "num_pages", "page_size", "sid", "used_pages")
+    __slots__ = ("_host", "_typed", "data", "first_page", "num_pages", "page_size", "sid")
 
     def __init__(self, sid: int, first_page: int, num_pages: int, page_size: int, device: torch.device) -> None:
         self.sid = sid
@@ -71,7 +70,6 @@ class _Segment:
         self.num_pages = num_pages
         self.page_size = page_size
         self.data = torch.empty(num_pages * page_size, dtype=torch.uint8, device=device)
-        self.used_pages = 0
         self._typed: dict[torch.dtype, torch.Tensor] = {}
         self._host: np.ndarray | None = None
 
@@ -129,6 +127,10 @@ def _normalise_shape(shape: Any) -> tuple[int, ...]:
 class PagedPool:
     """A paged memory pool on one torch device. See the module docstring for the layout."""
 
+    #: which core new pools use for their bookkeeping: "c" (compiled, the default when built) or
+    #: "python" (the reference implementation; tests run both)
+    core_kind: str = _impl.IMPL
+
     def __init__(self, config: PoolConfig | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else PoolConfig()
         if not isinstance(cfg, PoolConfig):
@@ -143,32 +145,18 @@ class PagedPool:
         self._segments: list[_Segment] = []
         self._seg_firsts: list[int] = []
         self._next_sid = 0
-        self._index = FreeRunIndex(cfg.fit)
-        self._merge_on_free = cfg.coalesce == "eager"
+        FreeIndex, EventRing, Core = _impl.parts(self.core_kind)
+        self._index = FreeIndex(cfg.fit)
         self._blocks: dict[int, Block] = {}
-        self._next_id = 0
         self._tags: dict[str | None, int] = {None: -1}
         self._tag_names: list[str] = []
         self.events = EventRing(cfg.event_capacity)
-        self.seq = 0
-        # block table, one slot per live block, as flat arrays the snapshot reads without a loop
-        self._slots_free: list[int] = []
-        self._b_id = array("q")
-        self._b_start = array("q")
-        self._b_pages = array("q")
-        self._b_nbytes = array("q")
-        self._b_tag = array("q")
-        self._b_pins = array("q")
-        self._b_created = array("d")
-        # accounting
-        self._used_pages = 0
-        self._requested_bytes = 0
+        # alloc/free bookkeeping: the block table (one slot per live block, flat columns the snapshot
+        # reads without a loop), the counters, Block handles and their events (compiled, or _pycore)
+        self._core = Core(self, self._index, self.events, Block, PinnedBlockError, torch.uint8, self._t0)
+        self._core.merge_on_free = cfg.coalesce == "eager"
         self._pinned_blocks = 0
-        self._peak_used_pages = 0
-        self.num_allocs = 0
-        self.num_frees = 0
         self.failed_allocations = 0
-        self.consecutive_failures = 0
         # compaction accounting (written by autoglm_lab.compactor)
         self.compactions = 0
         self.compaction_bytes_moved = 0
@@ -183,6 +171,36 @@ class PagedPool:
     @property
     def config(self) -> PoolConfig:
         return self._config
+
+    @property
+    def seq(self) -> int:
+        """Changes whenever the pool's state does (views compare it to skip unchanged frames)."""
+        return self._core.seq
+
+    @seq.setter
+    def seq(self, value: int) -> None:
+        self._core.seq = value
+
+    @property
+    def num_allocs(self) -> int:
+        return self._core.num_allocs
+
+    @property
+    def num_frees(self) -> int:
+        return self._core.num_frees
+
+    @property
+    def consecutive_failures(self) -> int:
+        return self._core.consecutive_failures
+
+    @consecutive_failures.setter
+    def consecutive_failures(self, value: int) -> None:
+        self._core.consecutive_failures = value
+
+    @property
+    def core(self) -> str:
+        """"c" when the compiled core runs the bookkeeping, "python" on the reference implementation."""
+        return "python" if isinstance(self._core, _impl.PyCore) else "c"
 
     @property
     def capacity_pages(self) -> int:
@@ -224,14 +242,8 @@ class PagedPool:
         self._next_sid += 1
         self._segments.append(seg)
         self._seg_firsts.append(first)
-        idx = self._index
-        idx.total_pages += num_pages
-        idx.barriers.add(first)
-        idx.barriers.add(first + num_pages)
-        if idx.fit == "first":
-            idx.reset(idx.total_pages, idx.barriers, [*idx.starts.items(), (first, num_pages)])
-        else:
-            idx.release(first, num_pages, merge=False)
+        self._index.add_segment(first, num_pages)
+        self._core.set_segments(self._segments)
         return seg
 
     def _segment_of(self, page: int) -> _Segment:
@@ -255,11 +267,12 @@ class PagedPool:
     def release_empty_segments(self) -> int:
         """Give back every empty segment but the first (the pool's ``empty_cache``). Returns bytes freed."""
         with self._lock:
-            empty = [s for s in self._segments[1:] if s.used_pages == 0]
+            used = self._segment_used_pages()
+            empty = [s for s, n in zip(self._segments, used, strict=True) if n == 0 and s is not self._segments[0]]
             if not empty:
                 return 0
             freed = sum(s.num_pages for s in empty) * self.page_size
-            keep = [s for s in self._segments if s.used_pages or s is self._segments[0]]
+            keep = [s for s in self._segments if s not in empty]
             runs = self._index.merged_runs()
             # renumber pages: every later segment (and its blocks and runs) shifts down
             shift_of: dict[int, int] = {}
@@ -276,7 +289,7 @@ class PagedPool:
                 shift = shift_of[blk._seg.sid]
                 if shift:
                     blk._start -= shift
-                    self._b_start[blk._slot] = blk._start
+                    self._core.set_start(blk._slot, blk._start)
             first = 0
             for seg in keep:
                 seg.first_page = first
@@ -286,6 +299,7 @@ class PagedPool:
             barriers = set(self._seg_firsts) | {s.end_page for s in keep}
             self._index.reset(first, barriers, new_runs)
             self._index.dirty = False
+            self._core.set_segments(self._segments)
             for seg in empty:
                 self._record(EventKind.RELEASE, -1, seg.num_pages, 0.0, seg.sid)
             self.seq += 1
@@ -295,80 +309,34 @@ class PagedPool:
     def alloc(self, shape: int | Sequence[int] | torch.Size, dtype: torch.dtype = torch.float32, *,
               tag: str | None = None) -> Block:
         """A block whose ``tensor`` is a view of ``shape`` and ``dtype`` on the pool's pages."""
-        dims = _normalise_shape(shape)
-        if not isinstance(dtype, torch.dtype):
-            raise TypeError(f"dtype={dtype!r} is not a torch.dtype (e.g. torch.float16)")
-        return self._alloc(math.prod(dims) * dtype.itemsize, dtype, dims, tag)
+        return self._core.alloc(shape, dtype, tag)
 
     def alloc_bytes(self, nbytes: int, *, tag: str | None = None) -> Block:
         """A block of ``nbytes`` bytes whose ``tensor`` is a uint8 vector."""
+        return self._core.alloc_bytes(nbytes, tag)
+
+    # The core allocates directly when the arguments are plain (ints, a tuple of ints, a torch dtype,
+    # a str or None); anything else comes here to be validated or refused with a clear error.
+    def _alloc_checked(self, shape: Any, dtype: Any, tag: Any) -> Block:
+        dims = _normalise_shape(shape)
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"dtype={dtype!r} is not a torch.dtype (e.g. torch.float16)")
+        return self._alloc_valid(math.prod(dims) * dtype.itemsize, dtype, dims, tag)
+
+    def _alloc_bytes_checked(self, nbytes: Any, tag: Any) -> Block:
         if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
             raise ValueError(f"nbytes={nbytes!r} is not allowed: give an int >= 0")
-        return self._alloc(nbytes, torch.uint8, (nbytes,), tag)
+        nbytes = int(nbytes)
+        return self._alloc_valid(nbytes, torch.uint8, (nbytes,), tag)
 
-    def _alloc(self, nbytes: int, dtype: torch.dtype, shape: tuple[int, ...], tag: str | None) -> Block:
+    def _alloc_valid(self, nbytes: int, dtype: torch.dtype, dims: tuple[int, ...], tag: Any) -> Block:
         if tag is not None and not isinstance(tag, str):
             raise TypeError(f"tag={tag!r} must be a str or None")
-        pages = -(-nbytes // self.page_size) or 1
-        with self._lock:
-            t0 = time.perf_counter()
-            start = self._index.take(pages)
-            if start < 0:
-                start = self._alloc_slow(pages, nbytes)
-            segs = self._segments
-            seg = segs[0] if len(segs) == 1 else segs[bisect_right(self._seg_firsts, start) - 1]
-            seg.used_pages += pages
-            blk = Block.__new__(Block)
-            bid = self._next_id
-            self._next_id = bid + 1
-            blk.id = bid
-            blk.nbytes = nbytes
-            blk.num_pages = pages
-            blk.tag = tag
-            blk.dtype = dtype
-            blk.shape = shape
-            blk._pool = self
-            blk._seg = seg
-            blk._start = start
-            blk._tensor = None
-            blk._freed = False
-            blk._pins = 0
-            blk.created_s = t0 - self._t0
-            tag_id = self._tags.get(tag)
-            if tag_id is None:
-                tag_id = self._tags[tag] = len(self._tag_names)
-                self._tag_names.append(tag)  # type: ignore[arg-type]
-            if self._slots_free:
-                slot = self._slots_free.pop()
-                self._b_id[slot] = bid
-                self._b_start[slot] = start
-                self._b_pages[slot] = pages
-                self._b_nbytes[slot] = nbytes
-                self._b_tag[slot] = tag_id
-                self._b_created[slot] = blk.created_s
-            else:
-                slot = len(self._b_id)
-                self._b_id.append(bid)
-                self._b_start.append(start)
-                self._b_pages.append(pages)
-                self._b_nbytes.append(nbytes)
-                self._b_tag.append(tag_id)
-                self._b_pins.append(0)
-                self._b_created.append(blk.created_s)
-            blk._slot = slot
-            self._blocks[bid] = blk
-            used = self._used_pages = self._used_pages + pages
-            if used > self._peak_used_pages:
-                self._peak_used_pages = used
-            self._requested_bytes += nbytes
-            self.num_allocs += 1
-            self.consecutive_failures = 0
-            self.seq += 1
-            t1 = time.perf_counter()  # stamped at completion, so the ring stays in time order
-            ev = self.events
-            ev.append((t1 - self._t0, _ALLOC, bid, pages, t1 - t0, 0))
-            ev.total += 1
-            return blk
+        if nbytes > _MAX_BYTES:  # more than any pool can hold: refuse without touching the core
+            with self._lock:
+                self._alloc_slow(-(-nbytes // self.page_size), nbytes)
+        return self._core.alloc_shaped(nbytes, dtype, tuple(int(d) for d in dims),
+                                       None if tag is None else str(tag))
 
     def _alloc_slow(self, pages: int, nbytes: int) -> int:
         """No indexed run fits: lazy merge, grow, then compaction triggers; else PoolExhausted."""
@@ -390,7 +358,7 @@ class PagedPool:
             if start >= 0:
                 return start
         largest = idx.largest()
-        self._record(EventKind.FAIL, -1, pages, 0.0, 0)
+        self._record(EventKind.FAIL, -1, min(pages, _MAX_BYTES), 0.0, 0)  # events hold int64
         raise PoolExhausted(
             f"cannot allocate {pages} page(s) ({nbytes} bytes as {format_size(self.page_size)} pages): "
             f"{idx.free_pages} page(s) free of {idx.total_pages}, largest free run {largest} page(s), "
@@ -411,29 +379,7 @@ class PagedPool:
 
     def free(self, block: Block) -> None:
         """Return a block's pages to the pool. Freeing twice raises `InvalidBlockError`."""
-        with self._lock:
-            t0 = time.perf_counter()
-            if block.__class__ is not Block or block._pool is not self or block._freed:
-                self._check_own(block, "free")
-            if block._pins:
-                raise PinnedBlockError(f"block {block.id} is pinned; leave its pool.pin(...) before freeing it")
-            pages = block.num_pages
-            self._index.release(block._start, pages, self._merge_on_free)
-            block._seg.used_pages -= pages
-            block._freed = True
-            block._tensor = None
-            del self._blocks[block.id]
-            slot = block._slot
-            self._b_pages[slot] = 0  # pins are 0 too: a pinned block cannot be freed
-            self._slots_free.append(slot)
-            self._used_pages -= pages
-            self._requested_bytes -= block.nbytes
-            self.num_frees += 1
-            self.seq += 1
-            t1 = time.perf_counter()
-            ev = self.events
-            ev.append((t1 - self._t0, _FREE, block.id, pages, t1 - t0, 0))
-            ev.total += 1
+        self._core.free(block)
 
     def copy_bytes(self, dst: Block, src: Block, nbytes: int | None = None) -> None:
         """Copy the first ``nbytes`` bytes of ``src`` to the start of ``dst`` (default: all that fits).
@@ -469,7 +415,7 @@ class PagedPool:
             if blk._pins == 0:
                 self._pinned_blocks += 1
             blk._pins += 1
-            self._b_pins[blk._slot] = blk._pins
+            self._core.set_pins(blk._slot, blk._pins)
             self.seq += 1
         try:
             yield blk
@@ -477,7 +423,7 @@ class PagedPool:
             with self._lock:
                 blk._pins -= 1
                 if not blk._freed:
-                    self._b_pins[blk._slot] = blk._pins
+                    self._core.set_pins(blk._slot, blk._pins)
                 if blk._pins == 0:
                     self._pinned_blocks -= 1
                 self.seq += 1
@@ -503,7 +449,7 @@ class PagedPool:
             self._config = new
             if new.fit != old.fit:
                 self._index.fit = new.fit
-            self._merge_on_free = new.coalesce == "eager"
+            self._core.merge_on_free = new.coalesce == "eager"
             if new.event_capacity != old.event_capacity:
                 self.events.resize(new.event_capacity)
             self.seq += 1
@@ -547,18 +493,18 @@ class PagedPool:
             idx.carve(dst, blk.num_pages)
             blk._start = dst
             blk._tensor = None
-            self._b_start[blk._slot] = dst
+            self._core.set_start(blk._slot, dst)
         self.seq += 1
 
     # ------------------------------------------------------------------ views of the state
     def _table(self) -> tuple[np.ndarray, ...]:
         """Live rows of the block table, sorted by first page: id, start, pages, nbytes, tag, pins, created."""
-        pages = np.frombuffer(self._b_pages, dtype=np.int64)
+        raw = self._core.table()  # views of the core's own columns: copied here, under the lock
+        pages = np.frombuffer(raw[2], dtype=np.int64)
         live = np.flatnonzero(pages > 0)
-        cols = [np.frombuffer(a, dtype=np.int64)[live] for a in
-                (self._b_id, self._b_start, self._b_pages, self._b_nbytes, self._b_tag, self._b_pins)]
-        cols.append(np.frombuffer(self._b_created, dtype=np.float64)[live])
-        del pages
+        cols = [np.frombuffer(a, dtype=np.int64)[live] for a in raw[:6]]
+        cols.append(np.frombuffer(raw[6], dtype=np.float64)[live])
+        del pages, raw
         order = np.argsort(cols[1], kind="stable")
         return tuple(c[order] for c in cols)
 
@@ -574,21 +520,23 @@ class PagedPool:
                 largest = idx.largest()
             free = idx.free_pages
             cap = idx.total_pages
-            used = self._used_pages
+            core = self._core
+            used = core.used_pages
+            requested = core.requested_bytes
             ps = self.page_size
-            waste = used * ps - self._requested_bytes
+            waste = used * ps - requested
             return PoolStats(
                 page_size=ps, capacity_bytes=cap * ps, used_bytes=used * ps, free_bytes=free * ps,
                 capacity_pages=cap, used_pages=used, free_pages=free,
-                requested_bytes=self._requested_bytes, internal_waste_bytes=waste,
+                requested_bytes=requested, internal_waste_bytes=waste,
                 num_blocks=len(self._blocks), pinned_blocks=self._pinned_blocks,
                 free_runs=free_runs, largest_free_run_pages=largest, largest_free_run_bytes=largest * ps,
                 external_fragmentation=(1.0 - largest / free) if free else 0.0,
                 internal_fragmentation=(waste / (used * ps)) if used else 0.0,
-                utilisation=self._requested_bytes / (cap * ps) if cap else 0.0,
+                utilisation=requested / (cap * ps) if cap else 0.0,
                 num_segments=len(self._segments), num_allocs=self.num_allocs, num_frees=self.num_frees,
                 failed_allocations=self.failed_allocations, consecutive_failures=self.consecutive_failures,
-                peak_used_bytes=self._peak_used_pages * ps, compactions=self.compactions,
+                peak_used_bytes=core.peak_used_pages * ps, compactions=self.compactions,
                 compaction_bytes_moved=self.compaction_bytes_moved,
                 compaction_pages_moved=self.compaction_pages_moved,
                 compaction_pause_s=self.compaction_pause_s,
@@ -603,7 +551,7 @@ class PagedPool:
             idx = self._index
             if idx.dirty:
                 return np.fromiter((n for _, n in idx.merged_runs()), dtype=np.int64)
-            return np.fromiter(idx.starts.values(), dtype=np.int64, count=len(idx.starts))
+            return np.frombuffer(idx.lengths(), dtype=np.int64).copy()
 
     def snapshot(self) -> PoolSnapshot:
         """The versioned record every view reads: the block table copied under the lock (O(blocks)
@@ -621,19 +569,26 @@ class PagedPool:
                 event_rows=self.events.rows(),
             )
 
+    def _segment_used_pages(self) -> list[int]:
+        """Pages in use per segment, from the block table (O(blocks) numpy work)."""
+        _bid, start, pages, *_ = self._table()
+        seg = np.searchsorted(np.asarray(self._seg_firsts, dtype=np.int64), start, side="right") - 1
+        return np.bincount(seg, weights=pages, minlength=len(self._segments)).astype(np.int64).tolist()
+
     def check_invariants(self) -> None:
         """Raise AssertionError if accounting, block placement or the free index is inconsistent."""
         with self._lock:
             cap = self.capacity_pages
             idx = self._index
-            if self._used_pages + idx.free_pages != cap:
-                raise AssertionError(f"used {self._used_pages} + free {idx.free_pages} pages != capacity {cap}")
+            core = self._core
+            if core.used_pages + idx.free_pages != cap:
+                raise AssertionError(f"used {core.used_pages} + free {idx.free_pages} pages != capacity {cap}")
             bid, start, pages, nbytes, _tag, pins, _ = self._table()
             if len(bid) != len(self._blocks):
                 raise AssertionError(f"block table has {len(bid)} live rows, pool has {len(self._blocks)} blocks")
-            if int(pages.sum()) != self._used_pages:
-                raise AssertionError(f"blocks hold {int(pages.sum())} pages, accounting says {self._used_pages}")
-            if int(nbytes.sum()) != self._requested_bytes:
+            if int(pages.sum()) != core.used_pages:
+                raise AssertionError(f"blocks hold {int(pages.sum())} pages, accounting says {core.used_pages}")
+            if int(nbytes.sum()) != core.requested_bytes:
                 raise AssertionError("requested bytes disagree with the block table")
             if start.size and (np.any(start[1:] < start[:-1] + pages[:-1]) or start[0] < 0
                                or start[-1] + pages[-1] > cap):
@@ -649,26 +604,12 @@ class PagedPool:
             diff[start] += 1
             diff[start + pages] -= 1
             used = np.cumsum(diff[:-1]) > 0
+            idx.check()  # the index's own structures (runs inside the pool, no overlap, no crossing)
             free_mark = np.zeros(cap, dtype=np.int64)
-            for s, n in idx.starts.items():
-                if s < 0 or s + n > cap or n <= 0:
-                    raise AssertionError(f"free run {s}+{n} outside the pool")
-                if self._segment_of(s) is not self._segment_of(s + n - 1):
-                    raise AssertionError(f"free run {s}+{n} crosses a segment boundary")
+            for s, n in idx.runs():
                 free_mark[s:s + n] += 1
-            if np.any(free_mark > 1):
-                raise AssertionError("free runs overlap")
             if np.any((free_mark == 1) == used):
                 bad = int(np.flatnonzero((free_mark == 1) == used)[0])
                 raise AssertionError(f"page {bad}: free index and block table disagree")
-            if not idx.dirty and self._merge_on_free and len(idx.merged_runs()) != len(idx):
+            if not idx.dirty and core.merge_on_free and len(idx.merged_runs()) != len(idx):
                 raise AssertionError("eager coalescing left neighbouring free runs unmerged")
-            for length, bucket in idx.by_len.items():
-                if any(idx.starts.get(s) != length for s in bucket):
-                    raise AssertionError("length buckets disagree with the runs")
-            if sorted(idx.by_len) != idx.lens:
-                raise AssertionError("sorted length list disagrees with the buckets")
-            for seg in self._segments:
-                n = int(used[seg.first_page:seg.end_page].sum())
-                if n != seg.used_pages:
-                    raise AssertionError(f"segment {seg.sid}: {seg.used_pages} used pages recorded, {n} found")

@@ -1,0 +1,182 @@
+"""The pool's alloc / free bookkeeping in pure Python: the reference for the compiled `_core`.
+
+`PagedPool` uses `_core.Core` when the C extension is built (the normal case: the package's build
+hook compiles it) and this `PyCore` otherwise; both have the same interface, and the test suite runs
+the pool's tests on both. What a core owns:
+
+- the block table: one slot per live block (id, first page, pages, requested bytes, tag id, pins,
+  created-at) as flat int64/float64 columns a snapshot reads without a Python loop;
+- the counters (used, peak and requested bytes, allocs, frees, consecutive failures, ``seq``);
+- creating `Block` handles and recording ALLOC / FREE events with their measured latency.
+
+Everything else (validation messages, growing, lazy merging, compaction triggers, PoolExhausted) is
+the pool's: a core hands unusual arguments to ``pool._alloc_checked`` / ``_alloc_bytes_checked`` and
+a failed fit to ``pool._alloc_slow``.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from bisect import bisect_right
+from typing import Any
+
+__all__ = ["BlockBase", "PyCore"]
+
+_ALLOC, _FREE = 0, 1
+
+
+class BlockBase:
+    """The fields of a `Block` (the compiled twin is `_core.BlockBase`)."""
+
+    __slots__ = ("_freed", "_pins", "_pool", "_seg", "_slot", "_start", "_tensor", "created_s", "dtype", "id",
+                 "nbytes", "num_pages", "shape", "tag")
+
+
+class PyCore:
+    def __init__(self, pool: Any, index: Any, events: Any, block_type: type, pinned_error: type,
+                 uint8: Any, t0: float) -> None:
+        self._pool = pool
+        self._index = index
+        self._events = events
+        self._block_type = block_type
+        self._pinned_error = pinned_error
+        self._uint8 = uint8
+        self._t0 = t0
+        self._lock = pool._lock
+        self._blocks = pool._blocks
+        self._tags = pool._tags
+        self._tag_names = pool._tag_names
+        self._page_size = pool.page_size
+        self._segments: list[Any] = []
+        self._seg_firsts: list[int] = []
+        self._slots_free: list[int] = []
+        self._b_id = array("q")
+        self._b_start = array("q")
+        self._b_pages = array("q")
+        self._b_nbytes = array("q")
+        self._b_tag = array("q")
+        self._b_pins = array("q")
+        self._b_created = array("d")
+        self.merge_on_free = 1
+        self.next_id = 0
+        self.used_pages = 0
+        self.peak_used_pages = 0
+        self.requested_bytes = 0
+        self.num_allocs = 0
+        self.num_frees = 0
+        self.consecutive_failures = 0
+        self.seq = 0
+
+    @property
+    def nslots(self) -> int:
+        return len(self._b_id)
+
+    # ------------------------------------------------------------------ alloc / free
+    def alloc_bytes(self, nbytes: Any, tag: Any) -> Any:
+        if type(nbytes) is int and nbytes >= 0 and (tag is None or type(tag) is str):
+            return self._alloc(nbytes, self._uint8, (nbytes,), tag)
+        return self._pool._alloc_bytes_checked(nbytes, tag)
+
+    def alloc(self, shape: Any, dtype: Any, tag: Any) -> Any:
+        return self._pool._alloc_checked(shape, dtype, tag)
+
+    def alloc_shaped(self, nbytes: int, dtype: Any, shape: tuple[int, ...], tag: str | None) -> Any:
+        return self._alloc(nbytes, dtype, shape, tag)
+
+    def _alloc(self, nbytes: int, dtype: Any, shape: tuple[int, ...], tag: str | None) -> Any:
+        pages = -(-nbytes // self._page_size) or 1
+        with self._lock:
+            t0 = time.perf_counter()
+            start = self._index.take(pages)
+            if start < 0:
+                start = self._pool._alloc_slow(pages, nbytes)
+            segs = self._segments
+            blk = self._block_type.__new__(self._block_type)
+            bid = self.next_id
+            self.next_id = bid + 1
+            blk.id = bid
+            blk.nbytes = nbytes
+            blk.num_pages = pages
+            blk.tag = tag
+            blk.dtype = dtype
+            blk.shape = shape
+            blk._pool = self._pool
+            blk._seg = segs[0] if len(segs) == 1 else segs[bisect_right(self._seg_firsts, start) - 1]
+            blk._start = start
+            blk._tensor = None
+            blk._freed = False
+            blk._pins = 0
+            created = blk.created_s = t0 - self._t0
+            tag_id = self._tags.get(tag)
+            if tag_id is None:
+                tag_id = self._tags[tag] = len(self._tag_names)
+                self._tag_names.append(tag)
+            if self._slots_free:
+                slot = self._slots_free.pop()
+                self._b_id[slot] = bid
+                self._b_start[slot] = start
+                self._b_pages[slot] = pages
+                self._b_nbytes[slot] = nbytes
+                self._b_tag[slot] = tag_id
+                self._b_pins[slot] = 0
+                self._b_created[slot] = created
+            else:
+                slot = len(self._b_id)
+                self._b_id.append(bid)
+                self._b_start.append(start)
+                self._b_pages.append(pages)
+                self._b_nbytes.append(nbytes)
+                self._b_tag.append(tag_id)
+                self._b_pins.append(0)
+                self._b_created.append(created)
+            blk._slot = slot
+            self._blocks[bid] = blk
+            used = self.used_pages = self.used_pages + pages
+            if used > self.peak_used_pages:
+                self.peak_used_pages = used
+            self.requested_bytes += nbytes
+            self.num_allocs += 1
+            self.consecutive_failures = 0
+            self.seq += 1
+            t1 = time.perf_counter()  # stamped at completion, so the ring stays in time order
+            self._events.record((t1 - self._t0, _ALLOC, bid, pages, t1 - t0, 0))
+            return blk
+
+    def free(self, block: Any) -> None:
+        with self._lock:
+            t0 = time.perf_counter()
+            if block.__class__ is not self._block_type or block._pool is not self._pool or block._freed:
+                self._pool._check_own(block, "free")
+            if block._pins:
+                raise self._pinned_error(f"block {block.id} is pinned; leave its pool.pin(...) before freeing it")
+            pages = block.num_pages
+            self._index.release(block._start, pages, self.merge_on_free)
+            del self._blocks[block.id]
+            block._freed = True
+            block._tensor = None
+            slot = block._slot
+            self._b_pages[slot] = 0  # pins are 0 too: a pinned block cannot be freed
+            self._slots_free.append(slot)
+            self.used_pages -= pages
+            self.requested_bytes -= block.nbytes
+            self.num_frees += 1
+            self.seq += 1
+            t1 = time.perf_counter()
+            self._events.record((t1 - self._t0, _FREE, block.id, pages, t1 - t0, 0))
+
+    # ------------------------------------------------------------------ table and segments
+    def set_segments(self, segments: list[Any]) -> None:
+        self._segments = segments
+        self._seg_firsts = [s.first_page for s in segments]
+
+    def set_start(self, slot: int, start: int) -> None:
+        self._b_start[slot] = start
+
+    def set_pins(self, slot: int, pins: int) -> None:
+        self._b_pins[slot] = pins
+
+    def table(self) -> tuple[array, ...]:
+        """The block table's columns over every slot (free slots have pages == 0)."""
+        return (self._b_id, self._b_start, self._b_pages, self._b_nbytes, self._b_tag, self._b_pins,
+                self._b_created)
