@@ -8,6 +8,9 @@
 
 Each segment is one uint8 torch tensor on the device; a block's tensor is a plain view of its pages.
 One re-entrant lock guards all state, so a simulator thread and widget callbacks can share a pool.
+The per-allocation bookkeeping (free-run index, block table, counters, events) runs on a core:
+the compiled `_core` (about 0.5 us per alloc or free at a million pages), or its pure-Python
+reference `_pycore` when the extension is not built; see `_impl`.
 Planning and triggering compaction live in `autoglm_lab.compactor`; this module owns the
 bookkeeping and the mechanism that applies a plan's moves.
 """
