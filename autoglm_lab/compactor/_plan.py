@@ -153,12 +153,11 @@ def _fill_phase(seg: SegmentLayout, *, only_above_prefix: bool) -> tuple[list[Mo
     """Fill the lowest holes with the highest blocks that fit. With ``only_above_prefix`` only blocks
     reaching past the prefix that all live pages would fill are moved (the classic two-finger)."""
     holes = _FirstFitHoles(seg.holes())
-    moves: list[Move] = []
-    new_start: dict[int, int] = {}
-    ids, starts, pages, pinned = (seg.block_id.tolist(), seg.start.tolist(), seg.pages.tolist(),
-                                  seg.pinned.tolist())
+    moved: list[int] = []  # indices into the segment's blocks, highest first
+    places: list[int] = []
+    starts, pages, pinned = seg.start.tolist(), seg.pages.tolist(), seg.pinned.tolist()
     limit = seg.first_page + seg.live_pages if only_above_prefix else -1
-    for k in range(len(ids) - 1, -1, -1):
+    for k in range(len(starts) - 1, -1, -1):
         s = starts[k]
         if s + pages[k] <= limit:
             break  # this block and all below it already lie in the prefix
@@ -171,31 +170,29 @@ def _fill_phase(seg: SegmentLayout, *, only_above_prefix: bool) -> tuple[list[Mo
         i = holes.lowest(p)
         if i < 0 or holes.start[i] >= s:
             continue
-        moves.append(Move(ids[k], s, holes.take_front(i, p), p))
-    moves = _pair_in_address_order(moves)
-    for m in moves:
-        new_start[m.block_id] = m.dst_page
-    return moves, new_start
+        moved.append(k)
+        places.append(holes.take_front(i, p))
+    if not moved:
+        return [], {}
+    idx = np.asarray(moved, dtype=np.int64)
+    ids, src, size = seg.block_id[idx], seg.start[idx], seg.pages[idx]
+    dst = _pair_in_address_order(src, np.asarray(places, dtype=np.int64), size)
+    moves = [Move(*t) for t in zip(ids.tolist(), src.tolist(), dst.tolist(), size.tolist(), strict=True)]
+    return moves, dict(zip(ids.tolist(), dst.tolist(), strict=True))
 
 
-def _pair_in_address_order(moves: list[Move]) -> list[Move]:
+def _pair_in_address_order(src: np.ndarray, dst: np.ndarray, size: np.ndarray) -> np.ndarray:
     """Re-pair the blocks that fill holes with the places they were given, size class by size class:
-    the k-th lowest block of a size goes to the k-th lowest place of that size. The blocks moved and
-    the pages they land on stay the same (so does every count), every block still moves down (a
-    matching with every place below its block stays so when both sides are sorted), but runs of
-    neighbouring blocks now land in neighbouring places and copy as one range. ``moves`` come
-    highest source first, and keep that order (a budgeted step still empties the top first)."""
-    by_size: dict[int, list[int]] = {}
-    for i, m in enumerate(moves):
-        by_size.setdefault(m.pages, []).append(i)
-    out = list(moves)
-    for idx in by_size.values():
-        if len(idx) < 2:
-            continue
-        places = sorted(moves[i].dst_page for i in idx)
-        for i, dst in zip(reversed(idx), places, strict=True):  # reversed: lowest source first
-            m = moves[i]
-            out[i] = Move(m.block_id, m.src_page, dst, m.pages)
+    the k-th lowest block of a size goes to the k-th lowest place of that size (returns each block's
+    new place). The blocks moved and the pages they land on stay the same (so does every count),
+    every block still moves down (a matching with every place below its block stays so when both
+    sides are sorted), but runs of neighbouring blocks now land in neighbouring places and copy as
+    one range. The moves keep their order, highest source first (a budgeted step still empties the
+    top first)."""
+    by_src = np.lexsort((src, size))  # size class, then address: both sides line up class by class
+    by_dst = np.lexsort((dst, size))
+    out = np.empty_like(dst)
+    out[by_src] = dst[by_dst]
     return out
 
 
