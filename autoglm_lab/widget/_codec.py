@@ -7,6 +7,7 @@ no per-page Python.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,10 +16,12 @@ from ..pool import PageState, PoolSnapshot
 from ._palette import AGE_BASE, AGE_STEPS, COLOR_MODES, TAG_BASE, TAG_COLORS
 
 __all__ = ["FULL", "DELTA", "HEADER_BYTES", "PageFrame", "palette_indices", "encode_full", "encode_delta",
-           "decode_page_frame", "page_checksum", "encode_heat", "encode_trace", "RUN_GAP"]
+           "decode_page_frame", "page_checksum", "encode_heat", "encode_trace", "RUN_GAP", "TRACE_FULL",
+           "TRACE_APPEND"]
 
 FULL, DELTA = 0, 1
 HEADER_BYTES = 32
+_HEAT_HEAD = struct.Struct("<4sBBHI4x")  # magic, kind, metric, buckets, n_cols, reserved
 RUN_GAP = 8  # unchanged pages bridged inside one run: a run header costs 8 bytes
 _HEADER = np.dtype([("magic", "S4"), ("kind", "u1"), ("mode", "u1"), ("reserved", "<u2"),
                     ("num_pages", "<u4"), ("frame_id", "<u4"), ("base_id", "<u4"), ("n_runs", "<u4"),
@@ -149,25 +152,29 @@ def page_checksum(values: np.ndarray) -> int:
 def encode_heat(kind: int, metric: int, time_s: np.ndarray, marks: np.ndarray, columns: np.ndarray) -> bytes:
     """Heatmap frame: ``columns`` is (n_cols, buckets) uint8, sent column-major."""
     n_cols, buckets = columns.shape
-    head = np.zeros(16, dtype=np.uint8)
-    head[:4] = np.frombuffer(b"HMP1", dtype=np.uint8)
-    head[4], head[5] = kind, metric
-    head[6:8] = np.frombuffer(np.uint16(buckets).tobytes(), dtype=np.uint8)
-    head[8:12] = np.frombuffer(np.uint32(n_cols).tobytes(), dtype=np.uint8)
-    return b"".join((head.tobytes(), np.asarray(time_s, "<f8").tobytes(), np.asarray(marks, np.uint8).tobytes(),
-                     np.ascontiguousarray(columns, dtype=np.uint8).tobytes()))
+    return b"".join((_HEAT_HEAD.pack(b"HMP1", kind, metric, buckets, n_cols), np.asarray(time_s, "<f8").tobytes(),
+                     np.asarray(marks, np.uint8).tobytes(), np.ascontiguousarray(columns, dtype=np.uint8).tobytes()))
+
+
+TRACE_FULL, TRACE_APPEND = 0, 1
 
 
 def encode_trace(time_s: np.ndarray, step_s: np.ndarray, alloc_s: np.ndarray, pause_s: np.ndarray,
-                 event_time_s: np.ndarray, event_kind: np.ndarray) -> bytes:
-    """Latency-trace frame: columns of one window, NaN where a series has no sample."""
+                 event_time_s: np.ndarray, event_kind: np.ndarray, *, append: bool = False, keep_points: int = 0,
+                 keep_events: int = 0) -> bytes:
+    """Latency-trace frame: columns of one window (NaN where a series has no sample).
+
+    ``append=True``: the columns are new points and events that follow what the front end holds;
+    it keeps the last ``keep_points`` points and ``keep_events`` events of the two together."""
     n, m = int(time_s.shape[0]), int(event_time_s.shape[0])
-    head = np.zeros(4, dtype="<u4")
-    head[1], head[2] = n, m
+    head = np.zeros(6 if append else 4, dtype="<u4")
+    head[1], head[2], head[3] = n, m, TRACE_APPEND if append else TRACE_FULL
+    if append:
+        head[4], head[5] = keep_points, keep_events
     raw = head.tobytes()
     parts = [b"LTR1" + raw[4:], np.asarray(time_s, "<f8").tobytes()]
     parts += [np.asarray(a, "<f4").tobytes() for a in (step_s, alloc_s, pause_s)]
-    size = 16 + 20 * n
+    size = len(raw) + 20 * n
     parts.append(b"\0" * ((8 - size % 8) % 8))
     parts += [np.asarray(event_time_s, "<f8").tobytes(), np.asarray(event_kind, np.uint8).tobytes()]
     return b"".join(parts)

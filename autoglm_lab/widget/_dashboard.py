@@ -64,6 +64,7 @@ _PAGE_SIZES = ("4KiB", "16KiB", "64KiB", "256KiB", "1MiB", "2MiB")
 _POOL_SIZES = ("4MiB", "16MiB", "64MiB", "256MiB", "1GiB")
 _SPEEDS = (("max", 0), ("1 step", 1), ("4 steps", 4), ("16 steps", 16), ("64 steps", 64))
 _TRACE_STEPS = 1024
+_TRACE_KEYS = ("time_s", "step_latency_s", "alloc_latency_s", "compaction_pause_s", "failures")
 _STATS_PERIOD_S = 0.2
 
 
@@ -75,6 +76,7 @@ class FrameInfo:
     page_frame: PageFrame | None   # None when the page map had nothing new to send
     snapshot_s: float              # seconds spent taking the snapshot
     frame_s: float                 # seconds for the whole frame (snapshot, encode, send)
+    frame_cpu_s: float = 0.0       # CPU seconds of the drawing thread in the frame (other processes aside)
 
 
 class Dashboard(w.VBox):
@@ -105,6 +107,10 @@ class Dashboard(w.VBox):
         self.heatmap = FragmentationHeatmap(width_px=width_px // 2 - 8, height_px=210)
         self.trace = LatencyTrace(width_px=width_px // 2 - 8, height_px=210)
         self.stats = StatsPanel(layout=w.Layout(width=f"{stats_w}px"))
+        # one comm message per frame: the heatmap's and trace's frames ride on the page map's comm
+        self.heatmap.ride(self.page_map)
+        self.trace.ride(self.page_map)
+        self._trace_mark: tuple[int, float] | None = None  # (steps, clock) or (events, seq) on show
         self.page_map.on_select(lambda _info: self._refresh_stats())
         self._loop = LiveLoop(self._live_tick, fps=float(fps))
         self.controls: dict[str, w.DOMWidget] = {}
@@ -134,21 +140,26 @@ class Dashboard(w.VBox):
 
     def _frame(self, *, live: bool) -> FrameInfo:
         with self._lock:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             snap = self.pool.snapshot()
             t1 = time.perf_counter()
-            page_frame = self.page_map.update(snap)
             sim = self.sim
-            self.heatmap.update(snap, time_s=sim.clock if sim is not None else snap.time_s)
-            self.trace.update(window_from_steps(sim.recent_steps(_TRACE_STEPS)) if sim is not None
-                              else window_from_events(snap.events))
+            with self.page_map.frame_bus.batch():  # the three views' frames leave as one message
+                page_frame = self.page_map.update(snap)
+                self.heatmap.update(snap, time_s=sim.clock if sim is not None else snap.time_s)
+                # the trace only when there is something new to show
+                mark = (sim.steps, sim.clock) if sim is not None else (snap.events_total, snap.seq)
+                if mark != self._trace_mark:
+                    self._trace_mark = mark
+                    self.trace.update(window_from_steps(sim.recent_steps(_TRACE_STEPS, keys=_TRACE_KEYS))
+                                      if sim is not None else window_from_events(snap.events))
             self._last_snapshot = snap
             # text is read, not watched: in the live loop refresh it 5 times a second, not 20
             if not live or t0 - self._stats_at >= _STATS_PERIOD_S:
                 self._stats_at = t0
                 self._refresh_stats()
             info = FrameInfo(seq=snap.seq, page_frame=page_frame, snapshot_s=t1 - t0,
-                             frame_s=time.perf_counter() - t0)
+                             frame_s=time.perf_counter() - t0, frame_cpu_s=time.thread_time() - c0)
             for callback in self._frame_callbacks:
                 callback(snap, info)
             return info
@@ -193,6 +204,7 @@ class Dashboard(w.VBox):
                 self.sim.reset()
             self.heatmap.clear()
             self.trace.clear()
+            self._trace_mark = None
             self.last_report = None
         self.frame()
 
@@ -420,6 +432,7 @@ class Dashboard(w.VBox):
             self.page_map.pool = pool
             self.heatmap.clear()
             self.trace.clear()
+            self._trace_mark = None
             self.last_report = None
             budget = self.controls["compaction_budget_bytes"]
             self._syncing = True

@@ -30,9 +30,12 @@ def bucket_column(snap: PoolSnapshot, buckets: int, metric: str = "free") -> np.
     """One uint8 per address bucket: 255 x free fraction, or 255 x holes / (bucket pages / 2)
     (``holes`` counts free runs starting in the bucket: many small holes = fragmented)."""
     n = snap.num_pages
+    free = snap.page_state == PageState.FREE
+    if metric == "free" and n and n % buckets == 0:  # equal buckets (the usual power-of-two pools)
+        counts = np.count_nonzero(free.reshape(buckets, n // buckets), axis=1)
+        return np.round(counts / (n // buckets) * 255).astype(np.uint8)
     edges = np.linspace(0, n, buckets + 1).astype(np.int64)
     sizes = np.maximum(np.diff(edges), 1)
-    free = snap.page_state == PageState.FREE
     if metric == "free":
         counts = np.add.reduceat(free.astype(np.int32), edges[:-1]) if n else np.zeros(buckets)
         counts = np.where(np.diff(edges) > 0, counts, 0)

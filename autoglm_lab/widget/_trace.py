@@ -1,8 +1,10 @@
 """`LatencyTrace`: step latency, allocation latency and compaction pauses over time.
 
 Drawn on a canvas by our own anywidget (like the heatmap; a plotly FigureWidget cannot keep up
-with 20 frames/s on the kernel side, see benchmarks/bench_widget.py). A frame carries the whole
-window as float columns (a few KB), so a view that opens late is complete at once.
+with 20 frames/s on the kernel side, see benchmarks/bench_widget.py). A full frame carries the whole
+window as float columns (20 bytes a point); after it, a frame carries only the points and events
+that are new since the last one (an append frame) when the new window continues the old one, and
+the whole window again otherwise (a reset, a view asking with ``request_full``).
 """
 
 from __future__ import annotations
@@ -76,24 +78,76 @@ class LatencyTrace(CanvasView):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._payload = encode_trace(*(np.zeros(0),) * 6)
+        self._window: TraceWindow = _empty_window()  # what the front end holds after the last frame
 
     def update(self, window: TraceWindow) -> bytes:
-        """Send ``window`` (see `window_from_events` / `window_from_steps`); returns the frame."""
-        data = encode_trace(window["time_s"], window["step_s"], window["alloc_s"], window["pause_s"],
-                            window["event_time_s"], window["event_kind"])
+        """Send ``window`` (see `window_from_events` / `window_from_steps`): only what is new when it
+        continues the window sent last, else all of it; returns the frame sent."""
+        window = {k: np.asarray(window[k]) for k in _KEYS}
         with self._send_lock:
-            self._payload = data
+            data = _append_frame(self._window, window)
+            if data is None:
+                data = _full_frame(window)
+            self._window = window
             self._send_frame("trace", data)
         return data
 
     def clear(self) -> None:
-        self.update({k: np.zeros(0) for k in ("time_s", "step_s", "alloc_s", "pause_s", "event_time_s",
-                                              "event_kind")})
+        self.update(_empty_window())
+
+    def full_frame(self) -> bytes:
+        """The whole window the front end shows (what ``request_full`` gets)."""
+        with self._send_lock:
+            return _full_frame(self._window)
 
     def _actions(self) -> Mapping[str, Mapping[str, Check]]:
         return {"request_full": {}}
 
     def _on_action(self, action: str, fields: dict[str, Any]) -> None:
         with self._send_lock:
-            self._send_frame("trace", self._payload)
+            self._send_frame("trace", _full_frame(self._window))
+
+
+_KEYS = ("time_s", "step_s", "alloc_s", "pause_s", "event_time_s", "event_kind")
+
+
+def _empty_window() -> TraceWindow:
+    return {k: np.zeros(0, np.uint8 if k == "event_kind" else np.float64) for k in _KEYS}
+
+
+def _full_frame(w: TraceWindow) -> bytes:
+    return encode_trace(w["time_s"], w["step_s"], w["alloc_s"], w["pause_s"], w["event_time_s"], w["event_kind"])
+
+
+def _append_frame(old: TraceWindow, new: TraceWindow) -> bytes | None:
+    """An append frame taking the front end from ``old`` to ``new``, or None when ``new`` does not
+    continue ``old`` (its rows up to old's last time must be old's last rows, bit for bit as sent;
+    the same for events)."""
+    t_old, t_new = old["time_s"], new["time_s"]
+    if t_old.size == 0 or t_new.size == 0:
+        return None
+    k = int(np.searchsorted(t_new, t_old[-1], side="right"))  # rows of new that old already has
+    if k > t_old.size:
+        return None
+    for key in ("time_s", "step_s", "alloc_s", "pause_s"):
+        a, b = old[key], new[key]
+        if a.shape[0] != t_old.size or b.shape[0] != t_new.size or not _same(a[t_old.size - k:], b[:k], key):
+            return None
+    e_old, e_new = old["event_time_s"], new["event_time_s"]
+    cutoff = max(t_old[-1], e_old[-1]) if e_old.size else t_old[-1]
+    j = int(np.searchsorted(e_new, cutoff, side="right"))  # events of new that old already has
+    if j > e_old.size or not (_same(e_old[e_old.size - j:], e_new[:j], "event_time_s")
+                              and _same(old["event_kind"][e_old.size - j:], new["event_kind"][:j], "event_kind")):
+        return None
+    return encode_trace(t_new[k:], new["step_s"][k:], new["alloc_s"][k:], new["pause_s"][k:], e_new[j:],
+                        new["event_kind"][j:], append=True, keep_points=t_new.size, keep_events=e_new.size)
+
+
+_WIRE = {"time_s": "<f8", "step_s": "<f4", "alloc_s": "<f4", "pause_s": "<f4", "event_time_s": "<f8",
+         "event_kind": "u1"}
+
+
+def _same(a: np.ndarray, b: np.ndarray, key: str) -> bool:
+    """Equal as the front end receives them (the wire dtype, bit for bit: NaN equals NaN)."""
+    dtype = _WIRE[key]
+    return a.shape == b.shape and np.asarray(a, dtype).tobytes() == np.asarray(b, dtype).tobytes()

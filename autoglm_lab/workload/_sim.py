@@ -536,10 +536,14 @@ class ServingSim:
             bar.close()
         return self.summary()
 
-    def recent_steps(self, n: int | None = None) -> dict[str, np.ndarray]:
-        """The last ``n`` step records (all the ring holds when None), oldest first, one array per key."""
+    def recent_steps(self, n: int | None = None, keys: tuple[str, ...] = RECENT_KEYS) -> dict[str, np.ndarray]:
+        """The last ``n`` step records (all the ring holds when None), oldest first, one array per key
+        (``keys``: a subset of `RECENT_KEYS`, the columns a view needs)."""
+        unknown = set(keys) - set(RECENT_KEYS)
+        if unknown:
+            raise ValueError(f"recent_steps: unknown keys {sorted(unknown)}; known: {RECENT_KEYS}")
         with self.pool.lock:
-            return self._recent.arrays(n, RECENT_KEYS)
+            return self._recent.arrays(n, keys)
 
     def results(self) -> pd.DataFrame:
         """One row per step kept (the last ``history_limit``), columns as in `StepRecord`."""

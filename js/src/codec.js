@@ -4,15 +4,18 @@
 //   0  magic u8[4]                          0 magic                       0 magic
 //   4  kind u8 (0 full, 1 delta)            4 kind u8 (0 full, 1 append)  4 n_points u32
 //   5  colour mode u8 (0 state 1 tag 2 age) 5 metric u8 (0 free 1 holes)  8 n_events u32
-//   6  reserved u16                         6 buckets u16                 12 reserved u32
-//   8  num_pages u32                        8 n_cols u32                  16 time_s f64[n]
-//   12 frame_id u32                         12 reserved u32                  step_s f32[n]
-//   16 base_id u32 (delta applies to it)    16 time_s f64[n_cols]            alloc_s f32[n]
-//   20 n_runs u32                              marks u8[n_cols]              pause_s f32[n]
-//   24 seq f64 (pool mutation counter)         values u8[n_cols*buckets]     (pad to 8)
-//   32 full : palette index u8[num_pages]      (column-major)               event_t f64[m]
-//      delta: start u32[n], length u32[n],                                   event_kind u8[m]
-//             values u8[sum(length)]
+//   6  reserved u16                         6 buckets u16                 12 kind u32 (0 full, 1 append)
+//   8  num_pages u32                        8 n_cols u32                  append only:
+//   12 frame_id u32                         12 reserved u32               16 keep_points u32
+//   16 base_id u32 (delta applies to it)    16 time_s f64[n_cols]         20 keep_events u32
+//   20 n_runs u32                              marks u8[n_cols]           16 (full) / 24 (append):
+//   24 seq f64 (pool mutation counter)         values u8[n_cols*buckets]     time_s f64[n]
+//   32 full : palette index u8[num_pages]      (column-major)                step_s, alloc_s, pause_s f32[n]
+//      delta: start u32[n], length u32[n],                                   (pad to 8 from the start)
+//             values u8[sum(length)]                                         event_t f64[m], event_kind u8[m]
+//
+// A trace append frame holds the points and events new since the last frame; the view keeps the
+// last keep_points points and keep_events events of what it had and these (the window after it).
 //
 // Received buffers may start at any byte offset, so multi-byte columns are copied out with
 // `slice` (a few KB) while the big u8 page column is used in place.
@@ -22,6 +25,8 @@ export const HEAT_MAGIC = "HMP1";
 export const TRACE_MAGIC = "LTR1";
 export const FULL = 0;
 export const DELTA = 1;
+export const TRACE_FULL = 0;
+export const TRACE_APPEND = 1;
 export const HEADER_BYTES = 32;
 
 /** A Uint8Array over whatever arrived: ArrayBuffer, DataView or typed array. */
@@ -159,14 +164,25 @@ export function decodeHeatFrame(buf) {
   };
 }
 
-/** Decode a latency-trace frame: {time, step, alloc, pause, eventTime, eventKind}. */
+/** Decode a latency-trace frame: {kind, keepPoints, keepEvents, time, step, alloc, pause, eventTime, eventKind}
+ * (keepPoints / keepEvents: what an append frame leaves in the window; 0 in a full frame). */
 export function decodeTraceFrame(buf) {
   const bytes = toBytes(buf);
   expectMagic(bytes, TRACE_MAGIC);
   const dv = view(bytes);
   const n = dv.getUint32(4, true);
   const m = dv.getUint32(8, true);
+  const kind = dv.getUint32(12, true);
+  if (kind !== TRACE_FULL && kind !== TRACE_APPEND) throw new Error(`unknown trace frame kind ${kind}`);
   let at = 16;
+  let keepPoints = 0;
+  let keepEvents = 0;
+  if (kind === TRACE_APPEND) {
+    if (bytes.byteLength < 24) throw new RangeError("frame is truncated");
+    keepPoints = dv.getUint32(16, true);
+    keepEvents = dv.getUint32(20, true);
+    at = 24;
+  }
   const time = typedCopy(bytes, at, n, Float64Array); at += 8 * n;
   const step = typedCopy(bytes, at, n, Float32Array); at += 4 * n;
   const alloc = typedCopy(bytes, at, n, Float32Array); at += 4 * n;
@@ -175,5 +191,38 @@ export function decodeTraceFrame(buf) {
   const eventTime = typedCopy(bytes, at, m, Float64Array); at += 8 * m;
   const eventKind = bytes.slice(at, at + m);
   if (at + m !== bytes.byteLength) throw new RangeError("trace frame has the wrong length");
-  return { time, step, alloc, pause, eventTime, eventKind };
+  return { kind, keepPoints, keepEvents, time, step, alloc, pause, eventTime, eventKind };
+}
+
+function tail(Type, a, b, keep) {
+  const start = Math.max(0, a.length + b.length - keep);
+  const out = new Type(a.length + b.length - start);
+  if (start < a.length) out.set(a.subarray(start));
+  out.set(start > a.length ? b.subarray(start - a.length) : b, Math.max(0, a.length - start));
+  return out;
+}
+
+/**
+ * The trace window after `frame`: a full frame is the window; an append frame adds its points and
+ * events to `window`'s and keeps the last keepPoints / keepEvents. Throws on an append to nothing
+ * (the view asks for a full frame then).
+ */
+export function applyTraceFrame(window, frame) {
+  if (frame.kind === TRACE_FULL) return frame;
+  if (!window) throw new Error("an append frame needs the window it follows");
+  if (frame.keepPoints > window.time.length + frame.time.length
+      || frame.keepEvents > window.eventTime.length + frame.eventTime.length) {
+    throw new RangeError("append frame keeps more than there is");
+  }
+  const p = frame.keepPoints;
+  const e = frame.keepEvents;
+  return {
+    kind: TRACE_FULL, keepPoints: 0, keepEvents: 0,
+    time: tail(Float64Array, window.time, frame.time, p),
+    step: tail(Float32Array, window.step, frame.step, p),
+    alloc: tail(Float32Array, window.alloc, frame.alloc, p),
+    pause: tail(Float32Array, window.pause, frame.pause, p),
+    eventTime: tail(Float64Array, window.eventTime, frame.eventTime, e),
+    eventKind: tail(Uint8Array, window.eventKind, frame.eventKind, e),
+  };
 }

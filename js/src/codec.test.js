@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
-  DELTA, FULL, HEADER_BYTES, applyPageFrame, decodeHeatFrame, decodePageFrame, decodeTraceFrame, encodePageFrame,
+  DELTA, FULL, HEADER_BYTES, TRACE_APPEND, TRACE_FULL, applyPageFrame, applyTraceFrame, decodeHeatFrame,
+  decodePageFrame, decodeTraceFrame, encodePageFrame,
 } from "./codec.js";
 
 // Bytes the Python encoder writes for a 6-page pool (tests/widget/test_codec.py checks the same).
@@ -116,5 +117,66 @@ describe("heatmap and trace frames", () => {
     expect(f.pause[2]).toBeCloseTo(5e-4);
     expect([...f.eventTime]).toEqual([1.5, 2]);
     expect([...f.eventKind]).toEqual([5, 2]);
+  });
+});
+
+// The append frame the Python encoder writes (tests/widget/test_frames.py checks the same bytes):
+// after a window of points at t = 1, 2, 3 (event: compaction at 3), the window t = 2..5 adds
+// points at 4 and 5 and a failure at 5, keeping 4 points and 2 events.
+const PY_APPEND = [
+  76, 84, 82, 49, 2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 16, 64, 0, 0, 0, 0, 0, 0, 20, 64,  // time 4, 5
+  0, 0, 0, 63, 0, 0, 128, 62,                          // step 0.5, 0.25
+  0, 0, 192, 127, 0, 0, 0, 62,                          // alloc NaN, 0.125
+  0, 0, 192, 127, 0, 0, 192, 127,                       // pause NaN, NaN
+  0, 0, 0, 0, 0, 0, 20, 64, 2,                          // event at 5: failure
+];
+
+function traceWindow(time, step, alloc, pause, eventTime, eventKind) {
+  return {
+    kind: TRACE_FULL, keepPoints: 0, keepEvents: 0, time: Float64Array.from(time), step: Float32Array.from(step),
+    alloc: Float32Array.from(alloc), pause: Float32Array.from(pause), eventTime: Float64Array.from(eventTime),
+    eventKind: Uint8Array.from(eventKind),
+  };
+}
+
+describe("trace append frames", () => {
+  it("decodes the Python append frame and applies it to the window it follows", () => {
+    const f = decodeTraceFrame(new Uint8Array(PY_APPEND));
+    expect(f).toMatchObject({ kind: TRACE_APPEND, keepPoints: 4, keepEvents: 2 });
+    expect([...f.time]).toEqual([4, 5]);
+    const old = traceWindow([1, 2, 3], [1e-3, 2e-3, 3e-3], [NaN, 5e-6, NaN], [NaN, NaN, 4e-4], [3], [5]);
+    const w = applyTraceFrame(old, f);
+    expect([...w.time]).toEqual([2, 3, 4, 5]);
+    expect([...w.step]).toEqual([...Float32Array.of(2e-3, 3e-3, 0.5, 0.25)]);
+    expect(w.alloc[0]).toBeCloseTo(5e-6);
+    expect(Number.isNaN(w.alloc[2])).toBe(true);
+    expect(w.alloc[3]).toBe(0.125);
+    expect(w.pause[1]).toBeCloseTo(4e-4);
+    expect([...w.eventTime]).toEqual([3, 5]);
+    expect([...w.eventKind]).toEqual([5, 2]);
+    expect(old.time.length).toBe(3);  // the old window is left as it was
+  });
+
+  it("keeps only the newest points when an append brings more than the window holds", () => {
+    const old = traceWindow([1, 2], [1, 2], [1, 2], [1, 2], [1], [5]);
+    const more = { ...traceWindow([3, 4, 5], [3, 4, 5], [3, 4, 5], [3, 4, 5], [], []), kind: TRACE_APPEND,
+      keepPoints: 3, keepEvents: 0 };
+    const w = applyTraceFrame(old, more);
+    expect([...w.time]).toEqual([3, 4, 5]);
+    expect(w.eventTime.length).toBe(0);
+  });
+
+  it("refuses an append with nothing to append to, or keeping more than there is", () => {
+    const f = decodeTraceFrame(new Uint8Array(PY_APPEND));
+    expect(() => applyTraceFrame(null, f)).toThrow(/needs the window/);
+    const old = traceWindow([3], [1], [1], [1], [], []);
+    expect(() => applyTraceFrame(old, f)).toThrow(/keeps more/);
+    const full = traceWindow([1], [1], [1], [1], [], []);
+    expect(applyTraceFrame(old, full)).toBe(full);
+    const bad = new Uint8Array(PY_APPEND);
+    bad[12] = 7;
+    expect(() => decodeTraceFrame(bad)).toThrow(/unknown trace frame kind/);
+    expect(() => decodeTraceFrame(new Uint8Array(PY_APPEND).subarray(0, 70))).toThrow();
   });
 });

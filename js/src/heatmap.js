@@ -4,7 +4,7 @@
 
 import { decodeHeatFrame } from "./codec.js";
 import { AXIS, FONT, TEXT, chartShell, formatSeconds, frameScheduler, setupCanvas } from "./axes.js";
-import { onChange, onMessage, sendAction } from "./model.js";
+import { onChange, onFrames, sendAction } from "./model.js";
 import { cssColor, rampPalette } from "./palette.js";
 
 const MARK_COMPACT = 1;
@@ -41,7 +41,7 @@ export class HeatHistory {
   }
 }
 
-export function render({ model, el: host }) {
+export function render({ model, el: host, host: widgets = null }) {
   const { root, canvas } = chartShell(host, "agl-heatmap", "Fragmentation heatmap · address buckets over time", FONT);
   const ramp = rampPalette();
   const history = new HeatHistory(model.get("history"));
@@ -153,12 +153,11 @@ export function render({ model, el: host }) {
     schedule();
   };
   const unsubs = [
-    onMessage(model, "heat", onFrame),
+    onFrames(model, "heat", onFrame, { host: widgets, ready: () => sendAction(model, "request_full") }),
     onChange(model, ["width_px", "height_px", "num_pages", "metric"], schedule),
     onChange(model, ["history"], () => { history.capacity = model.get("history"); schedule(); }),
   ];
   draw();
-  sendAction(model, "request_full");
   return () => {
     for (const off of unsubs) off();
     frames.cancel();

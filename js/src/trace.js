@@ -1,12 +1,13 @@
 // Latency traces: step latency, allocation latency and compaction pauses over time on a log axis,
 // with compactions (orange lines) and allocation failures (red ticks) marked. Redrawn from a
-// binary window (codec.js) on every frame, at most once per animation frame.
+// binary window (codec.js) at most once per animation frame: a full frame is the window, an append
+// frame adds what is new to it.
 
-import { decodeTraceFrame } from "./codec.js";
+import { applyTraceFrame, decodeTraceFrame } from "./codec.js";
 import {
   AXIS, FONT, GRID, TEXT, chartShell, decadeTicks, formatSeconds, frameScheduler, niceTicks, setupCanvas,
 } from "./axes.js";
-import { onChange, onMessage, sendAction } from "./model.js";
+import { onChange, onFrames, sendAction } from "./model.js";
 
 export const SERIES = [
   { key: "step", label: "step", color: "#2563eb", style: "line" },
@@ -33,7 +34,7 @@ export function positiveRange(arrays) {
   return hi >= lo ? [lo, hi] : [1e-6, 1e-3];
 }
 
-export function render({ model, el: host }) {
+export function render({ model, el: host, host: widgets = null }) {
   const { root, canvas } = chartShell(host, "agl-trace", "Latency · per step, per allocation, per compaction");
   let data = null;
   let ctx = null;
@@ -153,16 +154,29 @@ export function render({ model, el: host }) {
       lx += ctx.measureText(label).width + 26;
     }
     canvas.dataset.points = String(n);
+    canvas.dataset.events = String(data ? data.eventTime.length : 0);
+    canvas.dataset.lastTime = n ? String(data.time[n - 1]) : "";
   };
 
   const frames = frameScheduler(draw);
   const schedule = frames.schedule;
+  const onFrame = (_c, [buf]) => {
+    const frame = decodeTraceFrame(buf);
+    if (frame.kind !== 0 && !data) return;  // appends before this view's first full frame: wait for it
+    try {
+      data = applyTraceFrame(data, frame);
+    } catch (err) {
+      data = null;
+      sendAction(model, "request_full");
+      return;
+    }
+    schedule();
+  };
   const unsubs = [
-    onMessage(model, "trace", (_c, [buf]) => { data = decodeTraceFrame(buf); schedule(); }),
+    onFrames(model, "trace", onFrame, { host: widgets, ready: () => sendAction(model, "request_full") }),
     onChange(model, ["width_px", "height_px", "window_s"], schedule),
   ];
   draw();
-  sendAction(model, "request_full");
   return () => {
     for (const off of unsubs) off();
     frames.cancel();

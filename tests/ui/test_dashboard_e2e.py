@@ -280,6 +280,14 @@ def test_dashboard_in_jupyterlab(lab: Lab) -> None:
             kernel.eval("dash.stop() or None")
             assert kernel.eval("dash.loop.frames") >= 10
             page.wait_for_function("() => +document.querySelector('.agl-heatmap canvas').dataset.columns > 10")
+            # the trace window, built from a full frame and then append frames, is the kernel's
+            want = kernel.eval("(lambda w: [int(w['time_s'].size), int(w['event_time_s'].size), "
+                               "float(w['time_s'][-1])])(dash.trace._window)")
+            assert want[0] > 0
+            page.wait_for_function(
+                "([n, m, t]) => { const c = document.querySelector('.agl-trace canvas');"
+                " return +c.dataset.points === n && +c.dataset.events === m && +c.dataset.lastTime === t; }",
+                arg=want, timeout=20_000)
             page.mouse.move(0, 0)
             shot = ARTIFACTS / "dashboard_e2e.png"
             page.locator(".jp-OutputArea-output").first.screenshot(path=str(shot))

@@ -18,10 +18,16 @@ class Outbox:
     """Records what a widget sends to the front end (custom messages with their buffers)."""
 
     def __init__(self) -> None:
-        self.messages: list[tuple[dict[str, Any], list[bytes]]] = []
+        self.sent: list[tuple[dict[str, Any], list[bytes]]] = []      # comm messages as sent
+        self.messages: list[tuple[dict[str, Any], list[bytes]]] = []  # one per frame, batches unpacked
 
     def __call__(self, content: dict[str, Any], buffers: list[Any] | None = None) -> None:
-        self.messages.append((content, [bytes(b) for b in buffers or []]))
+        self.sent.append((content, [bytes(b) for b in buffers or []]))
+        if content.get("type") == "batch":  # several views' frames in one message: one entry each
+            for (kind, key), buf in zip(content["parts"], buffers or [], strict=True):
+                self.messages.append(({"type": kind} if key is None else {"type": kind, "key": key}, [bytes(buf)]))
+        else:
+            self.messages.append((content, [bytes(b) for b in buffers or []]))
 
     def of(self, kind: str) -> list[tuple[dict[str, Any], list[bytes]]]:
         return [m for m in self.messages if m[0].get("type") == kind]
