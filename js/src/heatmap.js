@@ -44,8 +44,11 @@ export class HeatHistory {
 export function render({ model, el: host, host: widgets = null }) {
   const { root, canvas } = chartShell(host, "agl-heatmap", "Fragmentation heatmap · address buckets over time", FONT);
   const ramp = rampPalette();
+  const rampCss = Array.from(ramp, cssColor);  // the colour bar's fill styles, made once
   const history = new HeatHistory(model.get("history"));
   const image = document.createElement("canvas");
+  let ictx = null;
+  let img = null;  // reused while the history's shape stays the same
   let ctx = null;
 
   const draw = () => {
@@ -61,11 +64,13 @@ export function render({ model, el: host, host: widgets = null }) {
     ctx.fillRect(PAD.left, PAD.top, pw, ph);
     if (n && b) {
       // one pixel per (column, bucket) in an offscreen image, scaled up without smoothing
-      image.width = history.capacity;
-      image.height = b;
-      const ictx = image.getContext("2d");
-      const img = ictx.createImageData(history.capacity, b);
-      const px = new Uint32Array(img.data.buffer);
+      if (!img || img.width !== history.capacity || img.height !== b) {
+        image.width = history.capacity;
+        image.height = b;
+        ictx = image.getContext("2d");
+        img = ictx.createImageData(history.capacity, b);
+      }
+      const px = new Uint32Array(img.data.buffer);  // only columns x0.. are drawn, and all of them are rewritten
       const x0 = history.capacity - n;
       for (let c = 0; c < n; c++) {
         const col = history.columns[c];
@@ -128,7 +133,7 @@ export function render({ model, el: host, host: widgets = null }) {
     // colour bar
     const cbx = PAD.left + pw + 14;
     for (let i = 0; i < ph; i++) {
-      ctx.fillStyle = cssColor(ramp[Math.round(255 * (1 - i / ph))]);
+      ctx.fillStyle = rampCss[Math.round(255 * (1 - i / ph))];
       ctx.fillRect(cbx, PAD.top + i, 10, 1.5);
     }
     ctx.fillStyle = TEXT;
