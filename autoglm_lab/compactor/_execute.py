@@ -1,13 +1,13 @@
 """Executing a plan step: copy page bytes on the device in a few batched operations.
 
 Moves are first coalesced into ranges (neighbouring blocks that move by the same distance become
-one copy). An independent stage of many small ranges runs as one gather of page rows and one
-scatter per segment (on CUDA, always: there a launch costs more than moving a page); otherwise
-each range is one slice copy.
+one copy; the planner pairs two-finger's filling blocks with their places in address order so that
+runs of blocks coalesce). An independent stage of many small ranges runs as one gather of page rows
+and one scatter per segment (on CUDA, always: there a launch costs more than moving a page);
+otherwise each range is one slice copy.
 A range that overlaps its own destination (sliding by less than its length) is copied by numpy's
-memmove on a CPU (through a flat view, in place), and on CUDA in forward chunks no longer than the distance moved, or through a
-temporary when that would take many chunks.
-"""
+memmove on a CPU (through a flat view, in place), and on CUDA in forward chunks no longer than the
+distance moved, or through a temporary when that would take many chunks."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ MAX_OVERLAP_CHUNKS = 16
 # between copies and take a core from the browser and other cells: in a kernel with the dashboard
 # drawn, simulator steps ran 2.6x slower. Set a byte threshold here to opt in for large ranges.
 TORCH_COPY_MIN_BYTES_CPU: int | None = None
+# Copies of a large stage stay in the calling thread too. Sharing an independent stage's ranges with
+# a helper Python thread (numpy drops the GIL while it copies; both threads taking 1 MiB pieces from
+# one list) measured slower on the 2 shared cores, order of runs alternated, a pause before each:
+# median 10.2 vs 12.2 GB/s (16-page blocks), 5.2 vs 8.8 (4-page), 4.2 vs 9.8 (1-page). An earlier
+# reading in its favour came from runs that followed a torch copy_ whose OpenMP workers still spun.
 
 # Copies go through 8-byte words: torch copies uint8 slices of one storage element by element
 # (measured: 0.13 GB/s against 66 GB/s for the same bytes viewed as int64). Pages are multiples of

@@ -201,7 +201,7 @@ def _slide_phase(seg: SegmentLayout, new_start: dict[int, int] | None = None) ->
                                   seg.pinned.tolist())
     if new_start:
         starts = [new_start.get(b, s) for b, s in zip(ids, starts, strict=True)]
-        order = sorted(range(len(ids)), key=starts.__getitem__)
+        order: list[int] | range = sorted(range(len(ids)), key=starts.__getitem__)
     else:
         order = range(len(ids))
     moves: list[Move] = []

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import hypothesis.strategies as st
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
