@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import hypothesis.strategies as st
 import numpy as np
 import pytest
@@ -330,14 +332,18 @@ def test_overlapping_host_copy_is_in_place(monkeypatch: pytest.MonkeyPatch) -> N
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(1, 5), st.booleans()), min_size=1, max_size=40),
        st.sampled_from(["two_finger", "sliding"]), st.sampled_from(["host", "device"]),
-       st.sampled_from([4096, 16384]), st.sampled_from([None, 3]), st.sampled_from([16, 1]))
+       st.sampled_from([4096, 16384]), st.sampled_from([None, 3]), st.sampled_from([16, 1]),
+       st.sampled_from([256 << 10, 4096, 24]))
 def test_every_live_byte_survives_any_compaction(blocks: list[tuple[int, bool]], strategy: str, path: str,
-                                                 page: int, budget: int | None, max_chunks: int) -> None:
+                                                 page: int, budget: int | None, max_chunks: int,
+                                                 piece: int) -> None:
     """Random layouts of mixed sizes: coalesced ranges that overlap their destination (slides), long
-    fills, gathers (4 KiB pages) and slice copies (16 KiB), on the CPU's numpy path and the torch path
-    CUDA runs (with overlap in forward chunks, or through a temporary when max_chunks is 1)."""
-    saved = _execute.TORCH_PATH_ON_CPU, _execute.MAX_OVERLAP_CHUNKS
+    fills, gathers (4 KiB pages) and slice copies (16 KiB), on the CPU's numpy path (ranges whole or in
+    pieces shorter than a page or than the distance moved) and the torch path CUDA runs (with overlap
+    in forward chunks, or through a temporary when max_chunks is 1)."""
+    saved = _execute.TORCH_PATH_ON_CPU, _execute.MAX_OVERLAP_CHUNKS, _execute.COPY_CHUNK_BYTES_CPU
     _execute.TORCH_PATH_ON_CPU, _execute.MAX_OVERLAP_CHUNKS = path == "device", max_chunks
+    _execute.COPY_CHUNK_BYTES_CPU = piece
     try:
         total = sum(n for n, _ in blocks)
         pool = small_pool("cpu", pages=total + 3, page=page)
@@ -357,4 +363,19 @@ def test_every_live_byte_survives_any_compaction(blocks: list[tuple[int, bool]],
         assert pool.stats().free_runs == 1
         pool.check_invariants()
     finally:
-        _execute.TORCH_PATH_ON_CPU, _execute.MAX_OVERLAP_CHUNKS = saved
+        _execute.TORCH_PATH_ON_CPU, _execute.MAX_OVERLAP_CHUNKS, _execute.COPY_CHUNK_BYTES_CPU = saved
+
+
+@pytest.mark.parametrize("piece_words", [1, 3, 5, 7, 64, 1000])
+@pytest.mark.parametrize(("src", "dst"), [(2, 0), (0, 2), (5, 1), (1, 5), (0, 9), (9, 0)])
+def test_host_ranges_in_pieces_copy_the_right_bytes_both_ways(monkeypatch: pytest.MonkeyPatch, src: int, dst: int,
+                                                             piece_words: int) -> None:
+    # 8-page ranges of 64-byte pages moved down or up, overlapping or not, in pieces shorter than a
+    # page, than the distance, or longer than the range
+    monkeypatch.setattr(_execute, "COPY_CHUNK_BYTES_CPU", piece_words * 8)
+    data = torch.arange(20 * 8, dtype=torch.int64).view(torch.uint8)
+    seg = SimpleNamespace(data=data, page_size=64, first_page=100)
+    want = data.view(torch.int64).clone().view(20, 8)
+    want[dst:dst + 8] = want[src:src + 8].clone()
+    _execute._copy_ranges_host(seg, [[100 + src, 100 + dst, 8]])  # type: ignore[arg-type]
+    assert torch.equal(data.view(torch.int64).view(20, 8), want)
