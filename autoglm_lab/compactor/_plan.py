@@ -119,6 +119,16 @@ class _FirstFitHoles:
             a, b = tree[2 * i], tree[2 * i + 1]
             tree[i] = a if a > b else b
         self.tree = tree
+        self._first = 0
+
+    def first(self) -> int:
+        """The lowest hole not yet filled, or -1: holes only shrink, so this only moves up."""
+        length = self.length
+        i = self._first
+        while i < len(length) and not length[i]:
+            i += 1
+        self._first = i
+        return i if i < len(length) else -1
 
     def lowest(self, pages: int) -> int:
         tree = self.tree
@@ -161,13 +171,13 @@ def _fill_phase(seg: SegmentLayout, *, only_above_prefix: bool) -> tuple[list[Mo
         s = starts[k]
         if s + pages[k] <= limit:
             break  # this block and all below it already lie in the prefix
-        first = holes.lowest(1)
+        first = holes.first()
         if first < 0 or holes.start[first] >= s:
             break  # no hole below this block, nor below any lower block
         if pinned[k]:
             continue
         p = pages[k]
-        i = holes.lowest(p)
+        i = first if holes.length[first] >= p else holes.lowest(p)
         if i < 0 or holes.start[i] >= s:
             continue
         moved.append(k)
@@ -223,6 +233,8 @@ def _two_finger_segment(seg: SegmentLayout) -> tuple[list[Move], list[Move]]:
     slide; fill with blocks above the prefix only, then slide; or slide alone. Which one moves least
     depends on the layout (measured: each wins somewhere), so two_finger never moves more than
     sliding, and with same-size blocks it moves exactly the lower bound."""
+    # without pins every full compaction moves at least the bound: one that moves exactly it wins
+    bound = -1 if seg.pinned.any() else seg.lower_bound_pages()
     best: tuple[int, list[Move], list[Move]] | None = None
     for only_above in (False, True):
         fill, new_start = _fill_phase(seg, only_above_prefix=only_above)
@@ -230,8 +242,8 @@ def _two_finger_segment(seg: SegmentLayout) -> tuple[list[Move], list[Move]]:
         cost = sum(m.pages for m in fill) + sum(m.pages for m in slide)
         if best is None or cost < best[0]:
             best = (cost, fill, slide)
-        if cost == 0:
-            break
+        if cost == 0 or cost == bound:
+            return fill, slide
     assert best is not None
     slide_only = _slide_phase(seg)
     if sum(m.pages for m in slide_only) < best[0]:
