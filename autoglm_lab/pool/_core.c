@@ -510,14 +510,12 @@ static PyObject *fi_py_release(FreeIndex *s, PyObject *args, PyObject *kw)
     Py_RETURN_NONE;
 }
 
-static PyObject *fi_py_carve(FreeIndex *s, PyObject *args)
+/* mark [start, start + length) used; it must lie inside one indexed run */
+static int fi_carve(FreeIndex *s, long long start, long long length)
 {
-    long long start, length;
-    if (!PyArg_ParseTuple(args, "LL", &start, &length))
-        return NULL;
     if (start < 0 || length < 1 || start + length > s->total) {
         PyErr_Format(PyExc_AssertionError, "pages %lld..%lld are outside the pool", start, start + length);
-        return NULL;
+        return -1;
     }
     int64_t run = start;
     while (run >= 0 && s->len[run] == 0)  /* the planner places blocks at run starts: rarely loops */
@@ -525,13 +523,23 @@ static PyObject *fi_py_carve(FreeIndex *s, PyObject *args)
     int64_t run_end = run >= 0 ? run + s->len[run] : -1;
     if (run < 0 || start + length > run_end) {
         PyErr_Format(PyExc_AssertionError, "pages %lld..%lld are not inside a free run", start, start + length);
-        return NULL;
+        return -1;
     }
     fi_delete(s, run);
     if (start > run)
         fi_insert(s, run, start - run);
     if (run_end > start + length)
         fi_insert(s, start + length, run_end - start - length);
+    return 0;
+}
+
+static PyObject *fi_py_carve(FreeIndex *s, PyObject *args)
+{
+    long long start, length;
+    if (!PyArg_ParseTuple(args, "LL", &start, &length))
+        return NULL;
+    if (fi_carve(s, start, length) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -1617,6 +1625,56 @@ static PyObject *core_set_pins(Core *c, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* relocate(moves): bookkeeping of moves already copied, [(block id, old first page, new first page)],
+   in order: each block's pages go back to the index (merged) and its new place is carved out */
+static PyObject *core_relocate(Core *c, PyObject *moves)
+{
+    PyObject *seq = PySequence_Fast(moves, "relocate expects a sequence of (block id, src, dst)");
+    if (seq == NULL)
+        return NULL;
+    if (core_lock(c) < 0) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *m = items[k];
+        if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) != 3) {
+            PyErr_SetString(PyExc_TypeError, "relocate expects (block id, src, dst) tuples");
+            goto fail;
+        }
+        PyObject *blk = PyDict_GetItemWithError(c->blocks, PyTuple_GET_ITEM(m, 0));
+        long long src = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 1));
+        long long dst = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 2));
+        if (PyErr_Occurred())
+            goto fail;
+        if (blk == NULL || !PyObject_TypeCheck(blk, &BlockBaseType)) {
+            PyErr_Format(PyExc_AssertionError, "relocate: no live block %R", PyTuple_GET_ITEM(m, 0));
+            goto fail;
+        }
+        BlockBase *b = (BlockBase *)blk;
+        if (b->start != src || b->pins) {
+            PyErr_Format(PyExc_AssertionError, "relocate: block %lld is at page %lld (pins %lld), not %lld",
+                         b->id, b->start, b->pins, src);
+            goto fail;
+        }
+        if (fi_release(c->index, src, b->num_pages, 1) < 0 || fi_carve(c->index, dst, b->num_pages) < 0)
+            goto fail;
+        b->start = dst;
+        Py_CLEAR(b->tensor);
+        c->b_start[b->slot] = dst;
+    }
+    Py_DECREF(seq);
+    c->seq++;
+    Py_INCREF(Py_None);
+    return core_unlock(c, Py_None);
+fail:
+    Py_DECREF(seq);
+    c->seq++;
+    return core_unlock(c, NULL);
+}
+
 /* the block table's columns over every slot (free slots have pages == 0), as read-only
    memoryviews of the core's own arrays: copy them at once, under the pool's lock */
 static PyObject *core_table(Core *c, PyObject *Py_UNUSED(ignored))
@@ -1644,6 +1702,7 @@ static PyMethodDef core_methods[] = {
     {"alloc", (PyCFunction)(void (*)(void))core_alloc, METH_FASTCALL, "alloc(shape, dtype, tag) -> Block"},
     {"alloc_shaped", (PyCFunction)core_alloc_shaped, METH_VARARGS, "alloc_shaped(nbytes, dtype, shape, tag) -> Block"},
     {"free", (PyCFunction)core_free, METH_O, "free(block)"},
+    {"relocate", (PyCFunction)core_relocate, METH_O, "relocate([(block id, src, dst)]): bookkeeping of copied moves"},
     {"set_segments", (PyCFunction)core_set_segments, METH_O, "set_segments(list): after segments change"},
     {"set_start", (PyCFunction)core_set_start, METH_VARARGS, "set_start(slot, first_page)"},
     {"set_pins", (PyCFunction)core_set_pins, METH_VARARGS, "set_pins(slot, pins)"},

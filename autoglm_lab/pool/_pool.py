@@ -488,16 +488,7 @@ class PagedPool:
 
     def _relocate(self, moves: Sequence[tuple[int, int, int]]) -> None:
         """Bookkeeping of moves already copied: (block id, old first page, new first page), in order."""
-        idx = self._index
-        for bid, src, dst in moves:
-            blk = self._blocks[bid]
-            assert blk._start == src and not blk._pins, (bid, src, blk._start)
-            idx.release(src, blk.num_pages, merge=True)
-            idx.carve(dst, blk.num_pages)
-            blk._start = dst
-            blk._tensor = None
-            self._core.set_start(blk._slot, dst)
-        self.seq += 1
+        self._core.relocate(moves)
 
     # ------------------------------------------------------------------ views of the state
     def _table(self) -> tuple[np.ndarray, ...]:

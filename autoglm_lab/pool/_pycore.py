@@ -165,6 +165,23 @@ class PyCore:
             t1 = time.perf_counter()
             self._events.record((t1 - self._t0, _FREE, block.id, pages, t1 - t0, 0))
 
+    def relocate(self, moves: Any) -> None:
+        """Bookkeeping of moves already copied: (block id, old first page, new first page), in order."""
+        with self._lock:
+            idx = self._index
+            try:
+                for bid, src, dst in moves:
+                    blk = self._blocks.get(bid)
+                    if blk is None or blk._start != src or blk._pins:
+                        raise AssertionError(f"relocate: block {bid} is not a live, unpinned block at page {src}")
+                    idx.release(src, blk.num_pages, merge=True)
+                    idx.carve(dst, blk.num_pages)
+                    blk._start = dst
+                    blk._tensor = None
+                    self._b_start[blk._slot] = dst
+            finally:
+                self.seq += 1
+
     # ------------------------------------------------------------------ table and segments
     def set_segments(self, segments: list[Any]) -> None:
         self._segments = segments

@@ -171,3 +171,19 @@ def test_no_reference_leaks_and_pools_are_collected() -> None:
     del other, blk
     gc.collect()
     assert ref() is None and blk_ref() is None  # the pool <-> block <-> core cycles are collectable
+
+
+def test_relocate_moves_bookkeeping_and_refuses_a_wrong_move() -> None:
+    pool = small_pool(pages=8)
+    a, b = pool.alloc_bytes(4096), pool.alloc_bytes(2 * 4096)
+    pool.free(a)
+    b.tensor.fill_(7)
+    seq = pool.seq
+    pool._segments[0].data[0:2 * 4096] = b.tensor  # the copy the compactor would have made
+    pool._relocate([(b.id, 1, 0)])
+    assert b.first_page == 0 and pool.seq > seq and bool((b.tensor == 7).all())
+    assert pool.snapshot().block_first_page.tolist() == [0]
+    pool.check_invariants()
+    with pytest.raises(AssertionError):
+        pool._relocate([(b.id, 5, 6)])  # b is not at page 5
+    pool.check_invariants()
