@@ -179,7 +179,7 @@ def test_relocate_moves_bookkeeping_and_refuses_a_wrong_move() -> None:
     pool.free(a)
     b.tensor.fill_(7)
     seq = pool.seq
-    pool._segments[0].data[0:2 * 4096] = b.tensor  # the copy the compactor would have made
+    pool._segments[0].data[0:2 * 4096] = b.tensor.clone()  # the copy the compactor would have made
     pool._relocate([(b.id, 1, 0)])
     assert b.first_page == 0 and pool.seq > seq and bool((b.tensor == 7).all())
     assert pool.snapshot().block_first_page.tolist() == [0]
