@@ -15,8 +15,10 @@ Figures (see DESIGN.md targets):
              frame), and Plotly.react of the same heatmap + traces for comparison
   notebook   Dashboard.demo() playing in a real JupyterLab kernel: frames/s the browser drew, and the
              simulator's cost per step live against alone (the same steps from dash.reset(), both on a
-             background thread, 9 interleaved pairs: the slowdown of each pair, their median and
-             interquartile range), with and without the browser attached; the kernel-side cost per
+             background thread, 9 rounds, each live run between two alone runs: the slowdown of each
+             round against the mean of its two alone runs, their median and interquartile range, and
+             the noise floor: alone against the next alone run), with and without the browser
+             attached; the kernel-side cost per
              frame (wall, and the drawing thread's CPU: FrameInfo.frame_cpu_s); per step also
              the stepping thread's CPU, its run-queue wait (other processes on the cores) and GIL/lock
              waits, and the CPU share of the kernel, server and Chromium. torch's OpenMP workers, if
@@ -424,18 +426,26 @@ def bench_notebook(steps: int = 30_000, rounds: int = 9) -> None:
         def blocked(run: dict) -> float:  # off a CPU and not waiting for one: the GIL, a lock, a sleep
             return (run["wall"] - run["cpu"] - run["wait"]) / run["steps"] * 1e6
 
-        def report(label: str, pairs: list[tuple[tuple[dict, dict], tuple[dict, dict]]], drawn: float | None) -> None:
-            walls = [us(lv, "wall") / us(al_, "wall") - 1 for (al_, _), (lv, _) in pairs]
-            cpus = [us(lv, "cpu") / us(al_, "cpu") - 1 for (al_, _), (lv, _) in pairs]
-            frame_ms = [lv["frame_s"] / max(1, lv["frames"]) * 1e3 for _, (lv, _) in pairs]
-            frame_cpu_ms = [lv.get("frame_cpu", 0.0) / max(1, lv["frames"]) * 1e3 for _, (lv, _) in pairs]
-            (a, ah), (lv, lh) = pairs[sorted(range(len(pairs)), key=lambda i: walls[i])[len(pairs) // 2]]
+        Run = tuple[dict, dict[str, float]]  # the kernel's figures, the cores busy meanwhile
+
+        def report(label: str, rounds_: list[tuple[Run, Run, Run]], drawn: float | None) -> None:
+            # each live run between two alone runs (A L A L A ...): drift of the machine over a round
+            # cancels, and alone against the next alone (no dashboard either side) measures the noise
+            def bracket(key: str, a0: dict, lv: dict, a1: dict) -> float:
+                return us(lv, key) / ((us(a0, key) + us(a1, key)) / 2) - 1
+            walls = [bracket("wall", a0, lv, a1) for (a0, _), (lv, _), (a1, _) in rounds_]
+            cpus = [bracket("cpu", a0, lv, a1) for (a0, _), (lv, _), (a1, _) in rounds_]
+            noise = [us(a1, "wall") / us(a0, "wall") - 1 for (a0, _), _, (a1, _) in rounds_]
+            frame_ms = [lv["frame_s"] / max(1, lv["frames"]) * 1e3 for _, (lv, _), _ in rounds_]
+            frame_cpu_ms = [lv.get("frame_cpu", 0.0) / max(1, lv["frames"]) * 1e3 for _, (lv, _), _ in rounds_]
+            (a, ah), (lv, lh), _ = rounds_[sorted(range(len(rounds_)), key=lambda i: walls[i])[len(rounds_) // 2]]
             fps = lv["frames"] / lv["wall"]
-            print(f"{label}: slowdown per step, wall {spread(walls)} (runs {', '.join(f'{x:+.0%}' for x in walls)}); "
+            print(f"{label}: slowdown per step, wall {spread(walls)} (rounds {', '.join(f'{x:+.0%}' for x in walls)}); "
                   f"thread CPU {spread(cpus)}")
+            print(f"  noise floor, alone vs the next alone run (no dashboard either side): {spread(noise)}")
             print(f"  kernel-side cost per frame (ms, per live run): wall {spread(frame_ms, '{:.2f}')}, "
                   f"drawing thread's CPU {spread(frame_cpu_ms, '{:.2f}')}")
-            print(f"  median run, us/step alone -> live: wall {us(a, 'wall'):.1f} -> {us(lv, 'wall'):.1f}, "
+            print(f"  median round, us/step alone -> live: wall {us(a, 'wall'):.1f} -> {us(lv, 'wall'):.1f}, "
                   f"thread CPU {us(a, 'cpu'):.1f} -> {us(lv, 'cpu'):.1f}, run-queue wait {us(a, 'wait'):.1f} -> "
                   f"{us(lv, 'wait'):.1f}, neither (GIL, locks) {blocked(a):.1f} -> {blocked(lv):.1f}, "
                   f"the kernel's other threads' CPU (torch/OpenMP workers, IOPub) "
@@ -446,14 +456,13 @@ def bench_notebook(steps: int = 30_000, rounds: int = 9) -> None:
                   + (f"; browser drew {drawn:.1f} page-map frames/s" if drawn is not None else ""))
             print("  cores busy (CPU s per s) alone -> live: "
                   + ", ".join(f"{k} {ah[k]:.2f} -> {lh[k]:.2f}" for k in ah))
-            # other users' processes compete for the same 2 cores: the pairs measured while the rest of
+            # other users' processes compete for the same 2 cores: the rounds measured while the rest of
             # the machine was quiet say what the dashboard itself costs
-            quiet = [w for w, ((_, ah_), (_, lh_)) in zip(walls, pairs, strict=True)
-                     if ah_["outside"] < QUIET_CORES and lh_["outside"] < QUIET_CORES]
-            outside = [f"{ah_['outside']:.2f}/{lh_['outside']:.2f}" for (_, ah_), (_, lh_) in pairs]
-            print(f"  load outside the benchmark per pair (cores, alone/live): {', '.join(outside)}; "
-                  f"slowdown over the {len(quiet)} pairs with < {QUIET_CORES} core outside: "
-                  + (spread(quiet) if quiet else "none"))
+            busiest = [max(h["outside"] for _, h in r) for r in rounds_]
+            quiet = [w for w, b in zip(walls, busiest, strict=True) if b < QUIET_CORES]
+            print(f"  load outside the benchmark per round (cores, busiest of its 3 runs): "
+                  f"{', '.join(f'{b:.2f}' for b in busiest)}; slowdown over the {len(quiet)} rounds with "
+                  f"< {QUIET_CORES} core outside: " + (spread(quiet) if quiet else "none"))
 
         try:
             kernel.eval("exec(" + repr(KERNEL_BENCH) + ") or None")
@@ -462,15 +471,23 @@ def bench_notebook(steps: int = 30_000, rounds: int = 9) -> None:
             page.evaluate("""() => { const c = document.querySelector('canvas.agl-canvas'); window.__frames = 0;
                 new MutationObserver(() => window.__frames++).observe(c, {attributeFilter: ['data-frame-id']}); }""")
             watched, drawn_fps = [], []
+            before = alone()
             for _ in range(rounds):
-                a = alone()
                 f0, t0 = page.evaluate("() => window.__frames"), time.perf_counter()
                 lv = live()
                 drawn_fps.append((page.evaluate("() => window.__frames") - f0) / (time.perf_counter() - t0))
-                watched.append((a, lv))
+                after = alone()
+                watched.append((before, lv, after))
+                before = after
             page.goto("about:blank")  # no front end: the kernel still encodes and sends every frame
             time.sleep(1.0)
-            unwatched = [(alone(), live()) for _ in range(rounds)]
+            unwatched = []
+            before = alone()
+            for _ in range(rounds):
+                lv = live()
+                after = alone()
+                unwatched.append((before, lv, after))
+                before = after
             report("with the browser drawing", watched, statistics.median(drawn_fps))
             report("no browser attached (real comms)", unwatched, None)
         finally:
