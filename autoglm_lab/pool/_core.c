@@ -1739,11 +1739,103 @@ static PyTypeObject CoreType = {
     .tp_members = core_members,
 };
 
+/* ================================================================== copies for the compactor */
+
+typedef struct {
+    char *base;
+    const int64_t *r;
+    Py_ssize_t first, end;  /* rows [first, end) */
+    int64_t chunk;
+} CopyJob;
+
+static void *copy_job(void *arg)
+{
+    CopyJob *j = (CopyJob *)arg;
+    char *base = j->base;
+    int64_t chunk = j->chunk;
+    for (Py_ssize_t i = j->first; i < j->end; i++) {
+        int64_t a = j->r[3 * i], b = j->r[3 * i + 1], n = j->r[3 * i + 2];
+        if (n <= chunk || a == b) {
+            if (a != b)
+                memmove(base + b, base + a, (size_t)n);
+        }
+        else if (b < a) {  /* front to back */
+            for (int64_t off = 0; off < n; off += chunk) {
+                int64_t m = n - off < chunk ? n - off : chunk;
+                memmove(base + b + off, base + a + off, (size_t)m);
+            }
+        }
+        else {  /* back to front */
+            for (int64_t off = ((n - 1) / chunk) * chunk; off >= 0; off -= chunk) {
+                int64_t m = n - off < chunk ? n - off : chunk;
+                memmove(base + b + off, base + a + off, (size_t)m);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* copy_ranges(buffer, ranges, chunk): for each row (src, dst, nbytes) of the int64 (k, 3) array
+   `ranges`, in order, move nbytes bytes of the writable `buffer` from offset src to offset dst
+   (overlap allowed), in pieces of at most `chunk` bytes ordered so that a piece never overwrites
+   bytes a later piece still has to read. Every range is checked before anything is copied; the
+   copies run without the GIL. (Splitting them over two threads measured no faster here: one core
+   already moves ~22 GB/s, about what this machine's memory gives two.) */
+static PyObject *copy_ranges(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *buf_obj, *ranges_obj;
+    Py_ssize_t chunk;
+    if (!PyArg_ParseTuple(args, "OOn", &buf_obj, &ranges_obj, &chunk))
+        return NULL;
+    if (chunk < 1) {
+        PyErr_SetString(PyExc_ValueError, "chunk must be >= 1 byte");
+        return NULL;
+    }
+    Py_buffer buf, rng;
+    if (PyObject_GetBuffer(buf_obj, &buf, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(ranges_obj, &rng, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (rng.len % 24) {
+        PyErr_SetString(PyExc_ValueError, "ranges must be int64 rows of (src, dst, nbytes)");
+        goto done;
+    }
+    Py_ssize_t k = rng.len / 24;
+    const int64_t *r = (const int64_t *)rng.buf;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        int64_t a = r[3 * i], b = r[3 * i + 1], n = r[3 * i + 2];
+        if (a < 0 || b < 0 || n < 0 || a > buf.len - n || b > buf.len - n) {
+            PyErr_Format(PyExc_ValueError, "range %zd (%lld -> %lld, %lld bytes) lies outside the %zd-byte buffer",
+                         i, (long long)a, (long long)b, (long long)n, buf.len);
+            goto done;
+        }
+    }
+    CopyJob job = {(char *)buf.buf, r, 0, k, chunk};
+    Py_BEGIN_ALLOW_THREADS
+    copy_job(&job);
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyBuffer_Release(&rng);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"copy_ranges", (PyCFunction)copy_ranges, METH_VARARGS,
+     "copy_ranges(buffer, ranges, chunk): ordered, overlap-safe byte moves inside one buffer, without the GIL."},
+    {NULL, NULL, 0, NULL},
+};
+
 /* ================================================================== module */
 
 static struct PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT, "_core", "The paged pool's hot path, compiled (see _pycore.py for the reference).", -1,
-    NULL, NULL, NULL, NULL, NULL,
+    module_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__core(void)

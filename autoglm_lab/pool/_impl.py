@@ -18,7 +18,7 @@ from ._freeindex import FreeRunIndex
 from ._pycore import BlockBase as PyBlockBase
 from ._pycore import PyCore
 
-__all__ = ["IMPL", "REASON", "BlockBase", "Core", "EventRing", "FreeIndex", "parts", "source_hash"]
+__all__ = ["IMPL", "REASON", "BlockBase", "Core", "EventRing", "FreeIndex", "copy_ranges", "parts", "source_hash"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ def _load() -> tuple[ModuleType | None, str]:
 
 
 _mod, REASON = _load()
+#: copy_ranges(buffer, ranges, chunk) from the compiled core, or None (the compactor then loops in numpy)
+copy_ranges = _mod.copy_ranges if _mod is not None else None
 if _mod is not None:
     IMPL = "c"
     FreeIndex = _mod.FreeIndex

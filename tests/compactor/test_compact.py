@@ -366,10 +366,16 @@ def test_every_live_byte_survives_any_compaction(blocks: list[tuple[int, bool]],
         _execute.TORCH_PATH_ON_CPU, _execute.MAX_OVERLAP_CHUNKS, _execute.COPY_CHUNK_BYTES_CPU = saved
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled-core", "numpy-loop"])
 @pytest.mark.parametrize("piece_words", [1, 3, 5, 7, 64, 1000])
 @pytest.mark.parametrize(("src", "dst"), [(2, 0), (0, 2), (5, 1), (1, 5), (0, 9), (9, 0)])
 def test_host_ranges_in_pieces_copy_the_right_bytes_both_ways(monkeypatch: pytest.MonkeyPatch, src: int, dst: int,
-                                                             piece_words: int) -> None:
+                                                             piece_words: int, compiled: bool) -> None:
+    if not compiled:
+        monkeypatch.setattr(_execute._impl, "copy_ranges", None)
+    elif _execute._impl.copy_ranges is None:
+        assert _execute._impl.IMPL == "python"  # the pure-Python run: nothing compiled to test
+        return
     # 8-page ranges of 64-byte pages moved down or up, overlapping or not, in pieces shorter than a
     # page, than the distance, or longer than the range
     monkeypatch.setattr(_execute, "COPY_CHUNK_BYTES_CPU", piece_words * 8)

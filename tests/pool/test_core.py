@@ -187,3 +187,18 @@ def test_relocate_moves_bookkeeping_and_refuses_a_wrong_move() -> None:
     with pytest.raises(AssertionError):
         pool._relocate([(b.id, 5, 6)])  # b is not at page 5
     pool.check_invariants()
+
+
+def test_copy_ranges_checks_every_range_before_copying() -> None:
+    buf = np.arange(64, dtype=np.uint8)
+    before = buf.copy()
+    with pytest.raises(ValueError, match="outside"):
+        _core.copy_ranges(buf, np.array([[0, 8, 8], [60, 0, 8]], dtype=np.int64), 4)
+    assert np.array_equal(buf, before)  # the valid first range was not copied either
+    with pytest.raises(ValueError, match="rows"):
+        _core.copy_ranges(buf, np.zeros(4, dtype=np.int64), 4)
+    with pytest.raises(BufferError, match="not writable"):
+        _core.copy_ranges(before.tobytes(), np.zeros((1, 3), dtype=np.int64), 4)
+    _core.copy_ranges(buf, np.array([[0, 3, 40]], dtype=np.int64), 16)  # overlapping, in pieces
+    before[3:43] = before[0:40].copy()
+    assert np.array_equal(buf, before)
