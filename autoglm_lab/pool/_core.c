@@ -609,26 +609,36 @@ static PyObject *fi_py_merge_all(FreeIndex *s, PyObject *Py_UNUSED(ignored))
 {
     if (!s->dirty)
         Py_RETURN_FALSE;
-    int changed = 0;
-    int64_t cur = -1;
+    /* the maximal runs, then the index rebuilt from them in address order (as the reference does:
+       the same run order in every length list, so both cores pick the same runs afterwards) */
+    int64_t *runs = PyMem_Malloc((size_t)(2 * (s->nruns + 1)) * sizeof(int64_t));
+    if (runs == NULL)
+        return PyErr_NoMemory();
+    int64_t n = 0, before = s->nruns;
     for (int64_t p = 0; p < s->total;) {
         int32_t L = s->len[p];
         if (!L) {
             p++;
             continue;
         }
-        if (cur >= 0 && cur + s->len[cur] == p && !s->barrier[p]) {
-            int64_t a = fi_delete(s, cur), b = fi_delete(s, p);
-            fi_insert(s, cur, a + b);
-            changed = 1;
-        }
+        if (n && runs[2 * (n - 1)] + runs[2 * (n - 1) + 1] == p && !s->barrier[p])
+            runs[2 * (n - 1) + 1] += L;
         else {
-            cur = p;
+            runs[2 * n] = p;
+            runs[2 * n + 1] = L;
+            n++;
         }
         p += L;
     }
+    if (fi_clear(s) < 0) {
+        PyMem_Free(runs);
+        return NULL;
+    }
+    for (int64_t k = 0; k < n; k++)
+        fi_insert(s, runs[2 * k], runs[2 * k + 1]);
+    PyMem_Free(runs);
     s->dirty = 0;
-    return PyBool_FromLong(changed);
+    return PyBool_FromLong(n != before);
 }
 
 /* lengths of the indexed runs, no particular order: O(runs), not O(pages) */
