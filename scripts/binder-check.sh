@@ -39,6 +39,7 @@ python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -
 [ "${PIPESTATUS[0]}" = 0 ] || { echo "binder-check: binder/postBuild failed" >&2; exit 1; }
 python -c "import torch; assert not torch.version.cuda, 'Binder must get the CPU build of torch'; print('torch', torch.__version__, 'CPU build')"
 python -c "import voila, autoglm_lab.widget; print('voila', voila.__version__, '| autoglm_lab.widget imports')"
+python -c "from autoglm_lab.pool import _impl; assert _impl.IMPL == 'c', _impl.REASON; print('pool core: compiled')"
 
 # 4. every notebook, headless, under nbval (the test runner is not part of the Binder image)
 python -m pip install -q --disable-pip-version-check "nbval>=0.11" "pytest>=8" 2>&1 \
