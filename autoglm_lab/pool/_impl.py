@@ -2,7 +2,7 @@
 
 The package's build hook (``hatch_build.py``, run by ``pip install`` and ``scripts/setup.sh``)
 compiles ``_core.c``. Without a C compiler the pool still works, on the pure-Python reference
-implementation, about 2-3x slower per alloc/free. ``AUTOGLM_LAB_PURE_PYTHON=1`` forces it.
+implementation, about 4-5x slower per alloc/free. ``AUTOGLM_LAB_PURE_PYTHON=1`` forces it.
 """
 
 from __future__ import annotations
