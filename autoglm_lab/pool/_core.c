@@ -554,6 +554,14 @@ static Py_ssize_t fi_length(FreeIndex *s)
     return (Py_ssize_t)s->nruns;
 }
 
+static int append_run(PyObject *list, int64_t start, int64_t length)
+{
+    PyObject *t = Py_BuildValue("(LL)", (long long)start, (long long)length);
+    int bad = t == NULL || PyList_Append(list, t) < 0;
+    Py_XDECREF(t);
+    return bad ? -1 : 0;
+}
+
 /* (start, length) of the indexed runs in address order; merged: neighbours joined */
 static PyObject *fi_runs_list(FreeIndex *s, int merged)
 {
@@ -569,28 +577,18 @@ static PyObject *fi_runs_list(FreeIndex *s, int merged)
             cur_len += L;
         }
         else {
-            if (cur >= 0) {
-                PyObject *t = Py_BuildValue("(LL)", (long long)cur, (long long)cur_len);
-                if (t == NULL || PyList_Append(out, t) < 0) {
-                    Py_XDECREF(t);
-                    Py_DECREF(out);
-                    return NULL;
-                }
-                Py_DECREF(t);
+            if (cur >= 0 && append_run(out, cur, cur_len) < 0) {
+                Py_DECREF(out);
+                return NULL;
             }
             cur = p;
             cur_len = L;
         }
         p += L - 1;
     }
-    if (cur >= 0) {
-        PyObject *t = Py_BuildValue("(LL)", (long long)cur, (long long)cur_len);
-        if (t == NULL || PyList_Append(out, t) < 0) {
-            Py_XDECREF(t);
-            Py_DECREF(out);
-            return NULL;
-        }
-        Py_DECREF(t);
+    if (cur >= 0 && append_run(out, cur, cur_len) < 0) {
+        Py_DECREF(out);
+        return NULL;
     }
     return out;
 }
@@ -1751,20 +1749,11 @@ static PyTypeObject CoreType = {
 
 /* ================================================================== copies for the compactor */
 
-typedef struct {
-    char *base;
-    const int64_t *r;
-    Py_ssize_t first, end;  /* rows [first, end) */
-    int64_t chunk;
-} CopyJob;
-
-static void *copy_job(void *arg)
+/* the copies of copy_ranges, rows already checked; called without the GIL */
+static void copy_rows(char *base, const int64_t *r, Py_ssize_t k, int64_t chunk)
 {
-    CopyJob *j = (CopyJob *)arg;
-    char *base = j->base;
-    int64_t chunk = j->chunk;
-    for (Py_ssize_t i = j->first; i < j->end; i++) {
-        int64_t a = j->r[3 * i], b = j->r[3 * i + 1], n = j->r[3 * i + 2];
+    for (Py_ssize_t i = 0; i < k; i++) {
+        int64_t a = r[3 * i], b = r[3 * i + 1], n = r[3 * i + 2];
         if (n <= chunk || a == b) {
             if (a != b)
                 memmove(base + b, base + a, (size_t)n);
@@ -1782,7 +1771,6 @@ static void *copy_job(void *arg)
             }
         }
     }
-    return NULL;
 }
 
 /* copy_ranges(buffer, ranges, chunk): for each row (src, dst, nbytes) of the int64 (k, 3) array
@@ -1823,9 +1811,8 @@ static PyObject *copy_ranges(PyObject *Py_UNUSED(module), PyObject *args)
             goto done;
         }
     }
-    CopyJob job = {(char *)buf.buf, r, 0, k, chunk};
     Py_BEGIN_ALLOW_THREADS
-    copy_job(&job);
+    copy_rows((char *)buf.buf, r, k, chunk);
     Py_END_ALLOW_THREADS
     Py_INCREF(Py_None);
     result = Py_None;
