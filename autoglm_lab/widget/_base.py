@@ -47,7 +47,10 @@ class FrameBus:
             if self._parts is not None:
                 self._parts.append((kind, key, data))
                 return
-            self.carrier.send({"type": kind} if key is None else {"type": kind, "key": key}, buffers=[data])
+            self._send_one(kind, key, data)
+
+    def _send_one(self, kind: str, key: str | None, data: bytes) -> None:
+        self.carrier.send({"type": kind} if key is None else {"type": kind, "key": key}, buffers=[data])
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -64,9 +67,7 @@ class FrameBus:
                 with self._lock:
                     parts, self._parts = self._parts or [], None
                     if len(parts) == 1:
-                        kind, key, data = parts[0]
-                        self.carrier.send({"type": kind} if key is None else {"type": kind, "key": key},
-                                          buffers=[data])
+                        self._send_one(*parts[0])
                     elif parts:
                         self.carrier.send({"type": "batch", "parts": [[kind, key] for kind, key, _ in parts]},
                                           buffers=[data for _, _, data in parts])
