@@ -5,7 +5,7 @@
 import { decodeHeatFrame } from "./codec.js";
 import { AXIS, FONT, TEXT, chartShell, formatSeconds, frameScheduler, setupCanvas } from "./axes.js";
 import { onChange, onFrames, sendAction } from "./model.js";
-import { cssColor, rampPalette } from "./palette.js";
+import { rampPalette } from "./palette.js";
 
 const MARK_COMPACT = 1;
 const MARK_FAIL = 2;
@@ -44,7 +44,13 @@ export class HeatHistory {
 export function render({ model, el: host, host: widgets = null }) {
   const { root, canvas } = chartShell(host, "agl-heatmap", "Fragmentation heatmap · address buckets over time", FONT);
   const ramp = rampPalette();
-  const rampCss = Array.from(ramp, cssColor);  // the colour bar's fill styles, made once
+  // the colour bar: the ramp as a 1 x 256 image (1 at the top), stretched onto the chart per frame
+  const bar = document.createElement("canvas");
+  bar.width = 1;
+  bar.height = 256;
+  const barImg = bar.getContext("2d").createImageData(1, 256);
+  new Uint32Array(barImg.data.buffer).forEach((_, j, px) => { px[j] = ramp[255 - j]; });
+  bar.getContext("2d").putImageData(barImg, 0, 0);
   const history = new HeatHistory(model.get("history"));
   const image = document.createElement("canvas");
   let ictx = null;
@@ -132,10 +138,8 @@ export function render({ model, el: host, host: widgets = null }) {
     }
     // colour bar
     const cbx = PAD.left + pw + 14;
-    for (let i = 0; i < ph; i++) {
-      ctx.fillStyle = rampCss[Math.round(255 * (1 - i / ph))];
-      ctx.fillRect(cbx, PAD.top + i, 10, 1.5);
-    }
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(bar, cbx, PAD.top, 10, ph);
     ctx.fillStyle = TEXT;
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";

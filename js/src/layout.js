@@ -121,3 +121,41 @@ export function paintPages(layout, offsets, pixels, pages, lut, start = 0, end =
   const y1 = Math.floor(offsets[end - 1] / width) + cell;
   return [y0, y1];
 }
+
+/**
+ * The pixel rectangles [x, y, w, h] to upload after painting the page ranges `runs` ([start, end)
+ * pairs): one per touched row of cells, spanning the leftmost to the rightmost touched cell of that
+ * row. Scattered changes then upload a few small strips instead of every row between the first and
+ * the last; past `maxRects` rows, one bounding rectangle (fewer calls beat fewer pixels there).
+ */
+export function dirtyRects(layout, offsets, runs, maxRects = 48) {
+  const { cell, cols, width } = layout;
+  const spans = new Map();  // pixel row of a cell row -> [x0, x1)
+  for (const [start, end] of runs) {
+    for (let p = start; p < end;) {
+      const o = offsets[p];
+      const x = o % width;
+      const y = (o - x) / width;
+      const [first, n] = layout.segments[segmentOf(layout, p)];
+      const inRow = Math.min(end - p, cols - x / cell, first + n - p);  // a row ends at its segment's end too
+      const span = spans.get(y);
+      const x1 = x + inRow * cell;
+      if (span) {
+        if (x < span[0]) span[0] = x;
+        if (x1 > span[1]) span[1] = x1;
+      } else {
+        spans.set(y, [x, x1]);
+      }
+      p += inRow;
+    }
+  }
+  if (spans.size <= maxRects) return [...spans].map(([y, [x0, x1]]) => [x0, y, x1 - x0, cell]);
+  let x0 = Infinity, x1 = 0, y0 = Infinity, y1 = 0;
+  for (const [y, s] of spans) {
+    x0 = Math.min(x0, s[0]);
+    x1 = Math.max(x1, s[1]);
+    y0 = Math.min(y0, y);
+    y1 = Math.max(y1, y + cell);
+  }
+  return [[x0, y0, x1 - x0, y1 - y0]];
+}

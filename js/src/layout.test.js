@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { computeLayout, paintPages, pageToPixel, pixelOffsets, pixelToPage, segmentOf } from "./layout.js";
+import { computeLayout, dirtyRects, paintPages, pageToPixel, pixelOffsets, pixelToPage, segmentOf } from "./layout.js";
 
 describe("page-to-pixel layout", () => {
   it("places segments on fresh rows with a gap between them", () => {
@@ -51,5 +51,28 @@ describe("page-to-pixel layout", () => {
     expect(px[off[3] + 2 + 2 * L.width]).toBe(40);   // inside the cell
     expect(px[off[3] + 3]).toBe(0);                   // the inset column stays background
     expect(px[off[0]]).toBe(0);                       // not in the painted range
+  });
+
+  it("dirty rectangles cover exactly the touched cells' rows, a segment's end included", () => {
+    const L = computeLayout([[0, 10], [10, 7]], 16, 24);  // cell 4, 4 columns
+    expect([L.cell, L.cols]).toEqual([4, 4]);
+    const off = pixelOffsets(L);
+    // page 1 alone: one cell
+    expect(dirtyRects(L, off, [[1, 2]])).toEqual([[4, 0, 4, 4]]);
+    // pages 3..5 cross a row: the end of row 0 and the start of row 1
+    expect(dirtyRects(L, off, [[3, 6]])).toEqual([[12, 0, 4, 4], [0, 4, 8, 4]]);
+    // a run over the segment boundary (9 | 10): page 9 ends segment 0's last row, 10 starts segment 1
+    const rects = dirtyRects(L, off, [[9, 11]]);
+    expect(rects).toEqual([[4, 8, 4, 4], [0, L.segRow[1] * 4, 4, 4]]);
+    // every painted pixel of random runs lies in some rectangle
+    const px = new Uint32Array(L.width * L.height);
+    const pages = Uint8Array.from({ length: 17 }, (_, i) => 1 + (i % 3));
+    const lut = Uint32Array.from([0, 5, 6, 7]);
+    const runs = [[0, 1], [2, 4], [7, 13], [16, 17]];
+    for (const [s, e] of runs) paintPages(L, off, px, pages, lut, s, e);
+    const inRect = (x, y) => dirtyRects(L, off, runs).some(([rx, ry, w, h]) => x >= rx && x < rx + w && y >= ry && y < ry + h);
+    for (let i = 0; i < px.length; i++) if (px[i]) expect(inRect(i % L.width, Math.floor(i / L.width))).toBe(true);
+    // past maxRects rows: one bounding rectangle
+    expect(dirtyRects(L, off, [[0, 1], [4, 5], [8, 9]], 2)).toEqual([[0, 0, 4, 12]]);
   });
 });

@@ -4,8 +4,8 @@
 // repaints only its runs and uploads only the touched rows. A delta whose base is not the frame
 // on screen (a view opened late, a lost message) makes the view ask for a full frame.
 
-import { applyPageFrame, decodePageFrame } from "./codec.js";
-import { computeLayout, paintPages, pixelOffsets, pixelToPage } from "./layout.js";
+import { FULL, applyPageFrame, decodePageFrame } from "./codec.js";
+import { computeLayout, dirtyRects, paintPages, pixelOffsets, pixelToPage } from "./layout.js";
 import { onChange, onMessage, sendAction, throttle } from "./model.js";
 import { buildPalette, packColor } from "./palette.js";
 
@@ -66,6 +66,7 @@ export function render({ model, el: host }) {
   let pages = null;
   let frameId = -1;
   let seq = -1;
+  let sum = "";  // checksum(pages), kept up to date by each delta instead of recomputed per frame
   let disposed = false;
 
   const setData = () => {
@@ -73,9 +74,14 @@ export function render({ model, el: host }) {
     canvas.dataset.seq = String(seq);
     canvas.dataset.numPages = String(pages ? pages.length : 0);
     canvas.dataset.colorBy = model.get("color_by");
-    canvas.dataset.checksum = String(checksum(pages));
-    meta.textContent = pages ? `${pages.length.toLocaleString()} pages · seq ${seq}` : "waiting for the kernel…";
+    canvas.dataset.checksum = sum === "" ? "" : String(sum % 4294967296);
+    setMeta();
   };
+  // the caption is read, not watched: a few times a second is enough, and each change of its text
+  // costs the browser a layout of the notebook (the last call of a burst always lands)
+  const setMeta = throttle(() => {
+    meta.textContent = pages ? `${pages.length.toLocaleString()} pages · seq ${seq}` : "waiting for the kernel…";
+  }, 250);
 
   const relayout = () => {
     const segments = model.get("segments");
@@ -145,22 +151,19 @@ export function render({ model, el: host }) {
     let frame;
     try {
       frame = decodePageFrame(buf);
+      const change = sum !== "" && frame.kind !== FULL && pages && pages.length === frame.numPages && frameId === frame.baseId
+        ? checksumChange(pages, frame) : null;
       const res = applyPageFrame(pages, frameId, frame);
       pages = res.pages;
       frameId = frame.frameId;
       seq = frame.seq;
+      sum = change === null ? checksumSum(pages) : sum + change;
       if (!layout || layout.numPages !== pages.length) relayout();
       if (res.changed === null) {
         paintAll();
       } else {
-        let y0 = Infinity;
-        let y1 = 0;
-        for (const [s, e] of res.changed) {
-          const [a, b] = paintPages(layout, offsets, pixels, pages, lut, s, e);
-          y0 = Math.min(y0, a);
-          y1 = Math.max(y1, b);
-        }
-        if (y1 > y0) ctx.putImageData(image, 0, 0, 0, y0, layout.width, y1 - y0);
+        for (const [s, e] of res.changed) paintPages(layout, offsets, pixels, pages, lut, s, e);
+        for (const [x, y, w, h] of dirtyRects(layout, offsets, res.changed)) ctx.putImageData(image, 0, 0, x, y, w, h);
       }
       setData();
     } catch (err) {
@@ -230,6 +233,7 @@ export function render({ model, el: host }) {
     disposed = true;
     for (const off of unsubs) off();
     askHover.cancel();
+    setMeta.cancel();
     canvas.removeEventListener("mousemove", onMove);
     canvas.removeEventListener("mouseleave", onLeave);
     canvas.removeEventListener("click", onClick);
@@ -244,10 +248,29 @@ export function render({ model, el: host }) {
  */
 export const CHECKSUM_MAX_PAGES = 262144;
 export function checksum(pages) {
+  const h = checksumSum(pages);
+  return h === "" ? "" : h % 4294967296;
+}
+
+/** The checksum before the mod: the exact weighted sum, which a delta updates (checksumChange). */
+function checksumSum(pages) {
   if (!pages || pages.length > CHECKSUM_MAX_PAGES) return "";
   let h = 0;
   for (let i = 0; i < pages.length; i++) h += pages[i] * ((i % 65521) + 1);
-  return h % 4294967296;
+  return h;
+}
+
+/** How applying the delta `frame` to `pages` changes the weighted sum: O(pages in its runs). */
+export function checksumChange(pages, frame) {
+  let d = 0;
+  let at = 0;
+  for (let i = 0; i < frame.nRuns; i++) {
+    const s = frame.starts[i];
+    const len = frame.lengths[i];
+    for (let j = 0; j < len; j++) d += (frame.values[at + j] - pages[s + j]) * (((s + j) % 65521) + 1);
+    at += len;
+  }
+  return d;
 }
 
 export default { render };

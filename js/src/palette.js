@@ -47,8 +47,3 @@ export function rampPalette(stops = VIRIDIS) {
   return table;
 }
 
-/** CSS colour of a packed word. */
-export function cssColor(word) {
-  const [r, g, b] = unpackColor(word);
-  return `rgb(${r}, ${g}, ${b})`;
-}

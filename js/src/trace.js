@@ -34,6 +34,19 @@ export function positiveRange(arrays) {
   return hi >= lo ? [lo, hi] : [1e-6, 1e-3];
 }
 
+/** One path of radius-`r` dots at the samples of `ys` that exist (> 0). */
+function dots(n, ys, X, Y, time, r) {
+  const path = new Path2D();
+  for (let i = 0; i < n; i++) {
+    if (!(ys[i] > 0)) continue;
+    const x = X(time[i]);
+    const y = Y(ys[i]);
+    path.moveTo(x + r, y);
+    path.arc(x, y, r, 0, 2 * Math.PI);
+  }
+  return path;
+}
+
 export function render({ model, el: host, host: widgets = null }) {
   const { root, canvas } = chartShell(host, "agl-trace", "Latency · per step, per allocation, per compaction");
   let data = null;
@@ -86,20 +99,29 @@ export function render({ model, el: host, host: widgets = null }) {
       ctx.beginPath();
       ctx.rect(PAD.left, PAD.top, pw, ph);
       ctx.clip();
-      // events first, under the lines
+      // events first, under the lines; each kind is one path (one stroke or fill per frame, not
+      // one per event: the canvas work per frame is what the browser costs the kernel's cores)
+      const compactions = new Path2D();
+      const failures = new Path2D();
       for (let i = 0; i < data.eventTime.length; i++) {
         const x = X(data.eventTime[i]);
         if (x < PAD.left) continue;
         if (data.eventKind[i] === EVENT_COMPACT) {
-          ctx.strokeStyle = "rgba(249, 115, 22, 0.45)";
-          ctx.setLineDash([4, 3]);
-          ctx.beginPath(); ctx.moveTo(x, PAD.top); ctx.lineTo(x, PAD.top + ph); ctx.stroke();
-          ctx.setLineDash([]);
+          compactions.moveTo(x, PAD.top);
+          compactions.lineTo(x, PAD.top + ph);
         } else if (data.eventKind[i] === EVENT_FAIL) {
-          ctx.fillStyle = "#dc2626";
-          ctx.beginPath(); ctx.moveTo(x, PAD.top + ph - 8); ctx.lineTo(x - 4, PAD.top + ph); ctx.lineTo(x + 4, PAD.top + ph); ctx.fill();
+          failures.moveTo(x, PAD.top + ph - 8);
+          failures.lineTo(x - 4, PAD.top + ph);
+          failures.lineTo(x + 4, PAD.top + ph);
+          failures.closePath();
         }
       }
+      ctx.strokeStyle = "rgba(249, 115, 22, 0.45)";
+      ctx.setLineDash([4, 3]);
+      ctx.stroke(compactions);
+      ctx.setLineDash([]);
+      ctx.fillStyle = "#dc2626";
+      ctx.fill(failures);
       for (const s of SERIES) {
         const ys = data[s.key];
         ctx.strokeStyle = s.color;
@@ -122,20 +144,18 @@ export function render({ model, el: host, host: widgets = null }) {
             prevX = x;
           }
           ctx.stroke();
-          if (count < 400) {
-            for (let i = 0; i < n; i++) {
-              if (!(ys[i] > 0)) continue;
-              ctx.beginPath(); ctx.arc(X(data.time[i]), Y(ys[i]), 1.8, 0, 2 * Math.PI); ctx.fill();
-            }
-          }
+          if (count < 400) ctx.fill(dots(n, ys, X, Y, data.time, 1.8));
         } else {
+          ctx.beginPath();
           for (let i = 0; i < n; i++) {
             const v = ys[i];
             if (!(v > 0)) continue;
             const x = X(data.time[i]);
-            ctx.beginPath(); ctx.moveTo(x, PAD.top + ph); ctx.lineTo(x, Y(v)); ctx.stroke();
-            ctx.beginPath(); ctx.arc(x, Y(v), 3, 0, 2 * Math.PI); ctx.fill();
+            ctx.moveTo(x, PAD.top + ph);
+            ctx.lineTo(x, Y(v));
           }
+          ctx.stroke();
+          ctx.fill(dots(n, ys, X, Y, data.time, 3));
         }
       }
       ctx.restore();

@@ -2,7 +2,8 @@ import { describe, expect, it, vi } from "vitest";
 import { frameScheduler } from "./axes.js";
 import { HeatHistory } from "./heatmap.js";
 import { throttle } from "./model.js";
-import { checksum } from "./pagemap.js";
+import { applyPageFrame, DELTA, encodePageFrame, decodePageFrame } from "./codec.js";
+import { checksum, checksumChange } from "./pagemap.js";
 import { positiveRange } from "./trace.js";
 
 describe("view helpers", () => {
@@ -11,6 +12,33 @@ describe("view helpers", () => {
     expect(checksum(Uint8Array.from([1, 1, 2, 0, 3, 0]))).toBe(1 * 1 + 1 * 2 + 2 * 3 + 3 * 5);
     expect(checksum(null)).toBe("");
     expect(checksum(new Uint8Array(262145))).toBe("");  // too big: skipped
+  });
+
+  it("checksumChange plus the old sum is the checksum after the delta (random deltas)", () => {
+    let seed = 7;
+    const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+    const n = 70000;  // past 65521, where the weights wrap
+    const pages = new Uint8Array(n).map(() => rand(256));
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += pages[i] * ((i % 65521) + 1);
+    for (let round = 0; round < 20; round++) {
+      const starts = [];
+      const lengths = [];
+      let p = rand(50);
+      while (p < n) {
+        const len = Math.min(1 + rand(40), n - p);
+        starts.push(p);
+        lengths.push(len);
+        p += len + 1 + rand(3000);
+      }
+      const total = lengths.reduce((a, b) => a + b, 0);
+      const values = new Uint8Array(total).map(() => rand(256));
+      const frame = decodePageFrame(encodePageFrame({ kind: DELTA, numPages: n, frameId: round + 1, baseId: round,
+        values, starts, lengths }));
+      sum += checksumChange(pages, frame);
+      applyPageFrame(pages, round, frame);
+      expect(sum % 4294967296).toBe(checksum(pages));
+    }
   });
 
   it("heat history keeps the newest `capacity` columns and resets on a full frame", () => {
