@@ -5,19 +5,20 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from ..pool import parse_size
 from ..pool._events import COMPACT_REASONS
 from ._execute import execute
 from ._layout import layout_of
-from ._plan import STRATEGIES, Plan, plan
+from ._plan import STRATEGIES, Move, Plan, plan
 from ._report import CompactionReport
 
 if TYPE_CHECKING:
     from ..pool import PagedPool
 
-__all__ = ["compact", "DEFAULT_STEP_BUDGET_BYTES"]
+__all__ = ["compact", "safe_moves", "DEFAULT_STEP_BUDGET_BYTES"]
 
 DEFAULT_STEP_BUDGET_BYTES = 2 << 20  # about a millisecond of copying on a CPU
 
@@ -73,6 +74,43 @@ class _CopyTimer:
         return self._t1 - self._t0
 
 
+def safe_moves(pool: PagedPool, moves: tuple[Move, ...]) -> list[bool]:
+    """Which of ``moves``, run in order on the pool as it is now (the unsafe ones skipped), are safe:
+    the block is still live, unpinned, of the same size and where the plan found it, and its
+    destination lies in one segment on pages that are free (or its own, or left by an earlier move
+    that runs) and not taken by an earlier move that runs."""
+    if not moves:
+        return []
+    ids, start, pages, *_ = pool._table()  # sorted by first page; blocks do not overlap
+    ends = start + pages
+    moved: dict[int, tuple[int, int]] = {}  # block id -> (first page, pages) after the earlier moves
+    out = []
+    for m in moves:
+        out.append(_safe(pool, m, ids, start, ends, moved))
+        if out[-1]:
+            moved[m.block_id] = (m.dst_page, m.pages)
+    return out
+
+
+def _safe(pool: PagedPool, m: Move, ids: np.ndarray, start: np.ndarray, ends: np.ndarray,
+          moved: dict[int, tuple[int, int]]) -> bool:
+    blk = pool._blocks.get(m.block_id)
+    if blk is None or blk.pinned or blk.num_pages != m.pages:
+        return False
+    if (moved[m.block_id][0] if m.block_id in moved else blk.first_page) != m.src_page:
+        return False
+    lo, hi = m.dst_page, m.dst_page + m.pages
+    seg = pool._segment_of(lo)
+    if lo < seg.first_page or hi > seg.first_page + seg.num_pages:
+        return False
+    # blocks of the table on [lo, hi): only this one, or ones an earlier move took away
+    for i in range(int(np.searchsorted(ends, lo, side="right")), int(np.searchsorted(start, hi))):
+        other = int(ids[i])
+        if other != m.block_id and other not in moved:
+            return False
+    return all(other == m.block_id or s >= hi or lo >= s + n for other, (s, n) in moved.items())
+
+
 def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int | str | None = None,
             num_pages: int | None = None, reason: str = "manual") -> CompactionReport:
     """Move live blocks to close holes.
@@ -92,15 +130,31 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
         pool._index.merge_all()
         state = pool._policy_state
         key = (strategy, num_pages)
-        cached: Plan | None = state.get("plan") if state.get("plan_key") == (key, pool.seq) else None
+        cached: Plan | None = state.get("plan") if state.get("plan_key") == key else None
+        # the pool changed since the plan was made (a serving loop allocates between steps): the next
+        # step of the old plan runs those of its moves that are safe on the pool as it is now, and
+        # the pool is planned again only when none is (or when a stale plan has run out)
+        changed = cached is not None and state.get("plan_seq") != pool.seq
+        if changed and budget_pages is None:
+            cached = None  # a whole compaction plans the pool as it is (and so ends done)
+        if cached is not None:
+            step, rest = cached.cut(budget_pages)
+            if changed:
+                keep = safe_moves(pool, step.moves)
+                if not any(keep):
+                    cached = None
+                elif not all(keep):  # run the moves that are still safe; the plan is stale anyway
+                    step = step.only(keep)
         if cached is None:
             full = plan(layout_of(pool), strategy, num_pages=num_pages)
             planned_pages = full.pages_moved
+            step, rest = full.cut(budget_pages)
+            stale = False
         else:
             full = cached
             planned_pages = state["planned_pages"]
+            stale = changed or state.get("plan_stale", False)
         plan_s = time.perf_counter() - t0
-        step, rest = full.cut(budget_pages)
         timer = _CopyTimer(pool)
         done_moves = execute(pool, step)
         timer.stop()
@@ -109,10 +163,10 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
         _sync(pool)
         pause_s = time.perf_counter() - t0
         if rest.stages:
-            state.update(plan=rest, plan_key=(key, pool.seq), planned_pages=planned_pages)
+            state.update(plan=rest, plan_key=key, plan_seq=pool.seq, plan_stale=stale, planned_pages=planned_pages)
         else:
-            state.pop("plan", None)
-            state.pop("plan_key", None)
+            for name in ("plan", "plan_key", "plan_seq", "plan_stale"):
+                state.pop(name, None)
         pages = step.pages_moved
         pool._record_compaction(reason, pages, pages * pool.page_size, pause_s)
         after = pool.stats()
@@ -120,7 +174,9 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
         return CompactionReport(
             strategy=strategy, reason=reason, moves=step.moves, pages_moved=pages,
             bytes_moved=pages * pool.page_size, lower_bound_pages=full.lower_bound_pages, pause_s=pause_s,
-            plan_s=plan_s, done=not rest.stages, over_budget=over, unreachable=full.unreachable,
+            # a plan finished on a pool that changed under it may have left holes it never saw: the
+            # next call plans the pool as it is then (and says done when nothing is left to move)
+            plan_s=plan_s, done=not rest.stages and not stale, over_budget=over, unreachable=full.unreachable,
             external_fragmentation_before=before.external_fragmentation,
             external_fragmentation_after=after.external_fragmentation,
             largest_free_run_before=before.largest_free_run_pages,

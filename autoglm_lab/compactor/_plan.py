@@ -60,6 +60,13 @@ class Plan:
     def pages_moved(self) -> int:
         return sum(m.pages for s in self.stages for m in s.moves)
 
+    def only(self, keep: list[bool]) -> Plan:
+        """This plan with the moves whose flag in ``keep`` (one per move, in order) is false left out."""
+        flags = iter(keep)
+        stages = tuple(Stage(moves, s.independent) for s in self.stages
+                       if (moves := tuple(m for m in s.moves if next(flags))))
+        return Plan(self.strategy, stages, self.lower_bound_pages, self.unreachable, self.target_pages, self.notes)
+
     def cut(self, budget_pages: int | None) -> tuple[Plan, Plan]:
         """(first step, rest): the longest prefix of moves within ``budget_pages``. A block larger
         than the budget moves alone in its own step, since a block's move cannot be split."""
@@ -159,7 +166,8 @@ class _FirstFitHoles:
         return start
 
 
-def _fill_phase(seg: SegmentLayout, *, only_above_prefix: bool) -> tuple[list[Move], dict[int, int]]:
+def _fill_phase(seg: SegmentLayout, *,
+                only_above_prefix: bool) -> tuple[list[Move], tuple[np.ndarray, np.ndarray] | None]:
     """Fill the lowest holes with the highest blocks that fit. With ``only_above_prefix`` only blocks
     reaching past the prefix that all live pages would fill are moved (the classic two-finger)."""
     holes = _FirstFitHoles(seg.holes())
@@ -183,12 +191,12 @@ def _fill_phase(seg: SegmentLayout, *, only_above_prefix: bool) -> tuple[list[Mo
         moved.append(k)
         places.append(holes.take_front(i, p))
     if not moved:
-        return [], {}
+        return [], None
     idx = np.asarray(moved, dtype=np.int64)
     ids, src, size = seg.block_id[idx], seg.start[idx], seg.pages[idx]
     dst = _pair_in_address_order(src, np.asarray(places, dtype=np.int64), size)
     moves = [Move(*t) for t in zip(ids.tolist(), src.tolist(), dst.tolist(), size.tolist(), strict=True)]
-    return moves, dict(zip(ids.tolist(), dst.tolist(), strict=True))
+    return moves, (idx, dst)  # the moved blocks (indices into the segment's arrays) and their new places
 
 
 def _pair_in_address_order(src: np.ndarray, dst: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -206,26 +214,32 @@ def _pair_in_address_order(src: np.ndarray, dst: np.ndarray, size: np.ndarray) -
     return out
 
 
-def _slide_phase(seg: SegmentLayout, new_start: dict[int, int] | None = None) -> list[Move]:
-    ids, starts, pages, pinned = (seg.block_id.tolist(), seg.start.tolist(), seg.pages.tolist(),
-                                  seg.pinned.tolist())
-    if new_start:
-        starts = [new_start.get(b, s) for b, s in zip(ids, starts, strict=True)]
-        order: list[int] | range = sorted(range(len(ids)), key=starts.__getitem__)
-    else:
-        order = range(len(ids))
-    moves: list[Move] = []
-    ptr = seg.first_page
-    for k in order:
-        s, p = starts[k], pages[k]
-        if pinned[k]:
-            ptr = s + p
-        elif s > ptr:
-            moves.append(Move(ids[k], s, ptr, p))
-            ptr += p
-        else:
-            ptr = s + p
-    return moves
+def _slide_phase(seg: SegmentLayout, moved: tuple[np.ndarray, np.ndarray] | None = None) -> list[Move]:
+    """Slide every unpinned block down to the end of what lies below it, in address order (after the
+    fill phase's ``moved`` blocks, if given, took their new places). Blocks never overlap, so a
+    block's new place is where the last pinned block below it ends (or the segment's first page)
+    plus the pages of the unpinned blocks between: one cumulative sum, no loop over blocks."""
+    ids, starts, pages, pinned = seg.block_id, seg.start, seg.pages, seg.pinned
+    if moved is not None:
+        starts = starts.copy()
+        starts[moved[0]] = moved[1]
+        order = np.argsort(starts, kind="stable")
+        ids, starts, pages, pinned = ids[order], starts[order], pages[order], pinned[order]
+    if not ids.size:
+        return []
+    before = np.cumsum(pages) - pages  # pages of all blocks below each one
+    pins = np.flatnonzero(pinned)
+    group = np.cumsum(pinned) - 1  # the last pinned block at or below each block (-1: none)
+    base = np.full(ids.size, seg.first_page, dtype=np.int64)  # where the slide below a block restarts
+    skip = np.zeros(ids.size, dtype=np.int64)                  # pages below that restart point
+    has_pin = group >= 0
+    last = pins[group[has_pin]]
+    base[has_pin] = starts[last] + pages[last]
+    skip[has_pin] = before[last] + pages[last]
+    dst = base + before - skip
+    go = np.flatnonzero(~pinned & (starts > dst))
+    return [Move(*t) for t in zip(ids[go].tolist(), starts[go].tolist(), dst[go].tolist(), pages[go].tolist(),
+                                  strict=True)]
 
 
 def _two_finger_segment(seg: SegmentLayout) -> tuple[list[Move], list[Move]]:
@@ -237,8 +251,8 @@ def _two_finger_segment(seg: SegmentLayout) -> tuple[list[Move], list[Move]]:
     bound = -1 if seg.pinned.any() else seg.lower_bound_pages()
     best: tuple[int, list[Move], list[Move]] | None = None
     for only_above in (False, True):
-        fill, new_start = _fill_phase(seg, only_above_prefix=only_above)
-        slide = _slide_phase(seg, new_start)
+        fill, moved = _fill_phase(seg, only_above_prefix=only_above)
+        slide = _slide_phase(seg, moved)
         cost = sum(m.pages for m in fill) + sum(m.pages for m in slide)
         if best is None or cost < best[0]:
             best = (cost, fill, slide)

@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 
 import autoglm_lab as al
-from autoglm_lab.compactor import _execute
+from autoglm_lab.compactor import Move, _execute, layout_of, plan, safe_moves
 from autoglm_lab.pool import EventKind
 
 from ..pool.helpers import check_pattern, small_pool, write_pattern
@@ -103,6 +103,107 @@ def test_budgeted_compaction_continues_after_the_pool_changes() -> None:
     for b in live:
         check_pattern(b)
     assert pool.stats().free_runs == 1
+
+
+def _plan_steps(pool: al.PagedPool, budget_pages: int, strategy: str = "two_finger") -> list[tuple[Move, ...]]:
+    """The steps a budget cuts the pool's plan into, as the planner makes them now."""
+    rest = plan(layout_of(pool), strategy)
+    steps = []
+    while rest.stages:
+        step, rest = rest.cut(budget_pages)
+        steps.append(step.moves)
+    return steps
+
+
+@pytest.mark.parametrize("strategy", ["two_finger", "sliding"])
+def test_budgeted_steps_keep_their_plan_when_the_pool_changes_elsewhere(strategy: str) -> None:
+    # a serving loop allocates and frees between steps: a plan whose next moves are still safe goes
+    # on (no planning of the whole pool per step), and when it runs out on a pool that changed, the
+    # next call plans again and only then says done
+    pool, live = fragmented(pages=64, size=2)
+    steps = _plan_steps(pool, 4, strategy)
+    assert len(steps) > 3
+    first = pool.compact(strategy, budget_bytes=4 * 4096)
+    assert first.moves == steps[0]
+    # free a block the plan does not move and allocate a page no planned move lands on
+    planned = {m.block_id for step in steps for m in step}
+    spare = next(b for b in live if b.id not in planned)
+    pool.free(spare)
+    live.remove(spare)
+    dests = {p for step in steps for m in step for p in range(m.dst_page, m.dst_page + m.pages)}
+    blk = pool.alloc_bytes(4096)
+    assert blk.first_page not in dests
+    write_pattern(blk)
+    live.append(blk)
+    second = pool.compact(strategy, budget_bytes=4 * 4096)
+    assert second.moves == steps[1]  # the old plan's next step, checked against the pool as it is
+    reports = [second]
+    while not reports[-1].done:
+        reports.append(pool.compact(strategy, budget_bytes=4 * 4096))
+        assert len(reports) < 100
+    assert [r.moves for r in reports[:len(steps) - 1]] == steps[1:]  # all of the old plan ran
+    assert len(reports) > len(steps) - 1  # then a fresh plan for the holes the changes made
+    for b in live:
+        check_pattern(b)
+    pool.check_invariants()
+    assert pool.stats().free_runs == 1
+
+
+def test_a_step_skips_the_moves_the_pool_no_longer_allows() -> None:
+    pool, live = fragmented(pages=64, size=2)
+    steps = _plan_steps(pool, 4)
+    pool.compact(budget_bytes=4 * 4096)
+    nxt = steps[1][0]
+    # pin the block the next move would take: it must stay where it is
+    target = next(b for b in live if b.id == nxt.block_id)
+    with pool.pin(target):
+        rep = pool.compact(budget_bytes=4 * 4096)
+        assert all(m.block_id != target.id for m in rep.moves)
+        assert target.first_page == nxt.src_page
+    # take the next move's destination with a new allocation: the plan is made again
+    pool2, live2 = fragmented(pages=64, size=2)
+    steps2 = _plan_steps(pool2, 4)
+    pool2.compact(budget_bytes=4 * 4096)
+    dst = steps2[1][0].dst_page
+    grabbed = []
+    while True:  # allocate single pages until one lands on that destination
+        b = pool2.alloc_bytes(4096)
+        write_pattern(b)
+        grabbed.append(b)
+        if b.first_page == dst or len(grabbed) > 64:
+            break
+    assert grabbed[-1].first_page == dst
+    rep = pool2.compact(budget_bytes=4 * 4096)
+    assert rep.moves != steps2[1]
+    assert all(not (m.dst_page <= dst < m.dst_page + m.pages) for m in rep.moves)
+    while not pool2.compact(budget_bytes=4 * 4096).done:
+        pass
+    for b in live2 + grabbed:
+        check_pattern(b)
+    pool2.check_invariants()
+
+
+def test_safe_moves() -> None:
+    pool, live = fragmented(pages=16, size=2)  # blocks at pages 0, 4, 8, 12 (2 pages each), holes between
+    a, b, c = live[0], live[1], live[2]
+    assert (a.first_page, b.first_page, c.first_page) == (0, 4, 8)
+    ok = Move(b.id, 4, 2, 2)
+    assert safe_moves(pool, (ok,)) == [True]
+    assert safe_moves(pool, ()) == []
+    assert safe_moves(pool, (Move(b.id, 5, 2, 2),)) == [False]        # not where the plan found it
+    assert safe_moves(pool, (Move(b.id, 4, 2, 1),)) == [False]        # not the same size
+    assert safe_moves(pool, (Move(b.id, 4, 1, 2),)) == [False]        # lands on block a
+    assert safe_moves(pool, (Move(b.id, 4, 15, 2),)) == [False]       # runs past the segment
+    assert safe_moves(pool, (Move(b.id, 4, 3, 2),)) == [True]         # overlapping its own pages is fine
+    # a later move may use pages an earlier one left, not pages an earlier one took
+    assert safe_moves(pool, (Move(b.id, 4, 2, 2), Move(c.id, 8, 4, 2))) == [True, True]
+    assert safe_moves(pool, (Move(b.id, 4, 6, 2), Move(c.id, 8, 6, 2))) == [True, False]
+    # ... and a skipped move leaves nothing: its block is still in the way
+    assert safe_moves(pool, (Move(b.id, 4, 1, 2), Move(c.id, 8, 4, 2))) == [False, False]
+    with pool.pin(b):
+        assert safe_moves(pool, (ok,)) == [False]
+    pool.free(b)
+    assert safe_moves(pool, (ok,)) == [False]
 
 
 def test_events_and_stats_record_compactions() -> None:

@@ -6,8 +6,9 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from autoglm_lab.compactor import Layout, plan, plan_sliding, plan_targeted, plan_two_finger
+from autoglm_lab.compactor import Layout, Move, plan, plan_sliding, plan_targeted, plan_two_finger
 from autoglm_lab.compactor._execute import coalesce
+from autoglm_lab.compactor._plan import _fill_phase, _slide_phase
 
 
 def apply(layout: Layout, p) -> dict[int, int]:
@@ -111,6 +112,37 @@ def test_full_compaction_leaves_one_free_run_and_respects_the_bound(blocks: list
     if strategy == "two_finger":
         assert p.pages_moved <= plan_sliding(lay).pages_moved
         _assert_paired_in_address_order(p)
+
+
+def _slide_reference(seg, new_start: dict[int, int]) -> list[Move]:
+    """The slide as a plain loop over the blocks in address order (what the vectorised one replaced)."""
+    rows = sorted((new_start.get(b, s), b, n, pin) for b, s, n, pin in zip(
+        seg.block_id.tolist(), seg.start.tolist(), seg.pages.tolist(), seg.pinned.tolist(), strict=True))
+    moves, ptr = [], seg.first_page
+    for s, b, n, pin in rows:
+        if not pin and s > ptr:
+            moves.append(Move(b, s, ptr, n))
+            ptr += n
+        else:
+            ptr = s + n
+    return moves
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(1, 6), st.booleans()), min_size=0, max_size=30),
+       st.integers(0, 3), st.booleans())
+def test_slide_phase_matches_the_plain_loop(blocks: list[tuple[int, int, bool]], first: int, after_fill: bool) -> None:
+    pinned = frozenset(i for i, (_, _, pin) in enumerate(blocks) if pin)
+    lay = layout_from([(g, n) for g, n, _ in blocks], 0, pinned)
+    seg = lay.segments[0]
+    seg = type(seg)(first, seg.num_pages, seg.block_id, seg.start + first, seg.pages, seg.pinned)
+    moved = None
+    new_start: dict[int, int] = {}
+    if after_fill:  # the slide after a fill phase: some blocks already took lower places
+        _fill, moved = _fill_phase(seg, only_above_prefix=False)
+        if moved is not None:
+            new_start = dict(zip(seg.block_id[moved[0]].tolist(), moved[1].tolist(), strict=True))
+    assert _slide_phase(seg, moved) == _slide_reference(seg, new_start)
 
 
 @settings(max_examples=300, deadline=None)
