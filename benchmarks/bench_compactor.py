@@ -120,6 +120,8 @@ def incremental(device: str, pool_bytes: int, rounds: int = 3) -> None:
 
     Each step's pause is wall time (what a serving loop waits); beside it the calling thread's CPU
     time for the same step, which a burst of other processes on these shared cores cannot inflate.
+    Every step counts in the percentiles, the first of each pool too (it plans the whole pool, so it
+    is the slowest; its own median is printed beside them).
     """
     pauses, cpu, first = [], [], []
     runs = ""
@@ -131,19 +133,45 @@ def incremental(device: str, pool_bytes: int, rounds: int = 3) -> None:
             c0 = time.thread_time()
             rep = pool.compact(budget_bytes=DEFAULT_STEP_BUDGET_BYTES)
             c1 = time.thread_time()
-            (first if step == 0 else pauses).append(rep.pause_s)
-            if step:
-                cpu.append(c1 - c0)
+            pauses.append(rep.pause_s)
+            cpu.append(c1 - c0)
+            if step == 0:
+                first.append(rep.pause_s)
             step += 1
             if rep.done:
                 break
         runs = f"free runs {before.free_runs} -> {pool.stats().free_runs}"
     p50, p99 = statistics.median(pauses), percentile(pauses, 99)
     print(f"incremental {pool_bytes >> 20} MiB pool, budget {DEFAULT_STEP_BUDGET_BYTES >> 20} MiB/step, "
-          f"{rounds} pools, {len(pauses)} steps after the first: pause p50 {p50 * 1e3:.3f} ms, p99 {p99 * 1e3:.3f} ms, "
+          f"{rounds} pools, {len(pauses)} steps (the first of each pool included): pause p50 {p50 * 1e3:.3f} ms, "
+          f"p99 {p99 * 1e3:.3f} ms, "
           f"max {max(pauses) * 1e3:.3f} ms (target p99 <= 1 ms) -> {'OK' if p99 <= 1e-3 else 'MISSED'}; "
           f"on-CPU p50 {statistics.median(cpu) * 1e3:.3f} ms, p99 {percentile(cpu, 99) * 1e3:.3f} ms; "
           f"first step (plans the whole pool) {statistics.median(first) * 1e3:.1f} ms; {runs}")
+
+
+def interleaved(device: str, pool_bytes: int, max_steps: int = 2000) -> None:
+    """Budgeted steps to done with the pool changing between them (one free and one allocation, as a
+    serving loop makes): each step goes on with the plan when its moves are still safe on the pool as
+    it is, and plans the pool again when they are not (or when the plan ran out on a changed pool)."""
+    pool = fragmented(device, pool_bytes, "64KiB", 8, 7)
+    rng = random.Random(1)
+    pauses, plans = [], []
+    while len(pauses) < max_steps:
+        rep = pool.compact(budget_bytes=DEFAULT_STEP_BUDGET_BYTES)
+        pauses.append(rep.pause_s)
+        plans.append(rep.plan_s)
+        if rep.done:
+            break
+        blocks = pool.blocks()
+        pool.free(blocks[rng.randrange(len(blocks))])
+        pool.alloc_bytes(pool.page_size)
+    replans = sum(p > 1e-3 for p in plans)
+    print(f"interleaved {pool_bytes >> 20} MiB pool, one free + one allocation between budgeted steps: "
+          f"{len(pauses)} steps to done ({'done' if rep.done else 'NOT done'}), pause p50 "
+          f"{statistics.median(pauses) * 1e3:.3f} ms, p99 {percentile(pauses, 99) * 1e3:.3f} ms, max "
+          f"{max(pauses) * 1e3:.2f} ms; {replans} steps planned for more than 1 ms (the first, and when a "
+          f"change took a planned destination)")
 
 
 def planning(pages: int = 1 << 20) -> None:
@@ -173,6 +201,7 @@ def main() -> None:
     print(f"machine: {machine()}; device {args.device}")
     data_path(args.device, 256 << 20)
     incremental(args.device, args.pool_mib << 20)
+    interleaved(args.device, args.pool_mib << 20)
     planning()
 
 

@@ -372,7 +372,7 @@ def _host_cpu(procs: list) -> dict[str, float]:
 QUIET_CORES = 0.1  # outside load (cores) below which a pair counts as measured on a quiet machine
 
 
-def bench_notebook(steps: int = 30_000, rounds: int = 9) -> None:
+def bench_notebook(steps: int = 60_000, rounds: int = 9) -> None:
     """The dashboard in JupyterLab (a real kernel, real comms), watched by headless Chromium.
 
     Like with like: the simulator runs the same ``steps`` steps from ``dash.reset()`` both ways, on a
