@@ -135,7 +135,7 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
         # step of the old plan runs those of its moves that are safe on the pool as it is now, and
         # the pool is planned again only when none is (or when a stale plan has run out)
         changed = cached is not None and state.get("plan_seq") != pool.seq
-        if changed and budget_pages is None:
+        if budget_pages is None and (changed or state.get("plan_stale", False)):
             cached = None  # a whole compaction plans the pool as it is (and so ends done)
         if cached is not None:
             step, rest = cached.cut(budget_pages)

@@ -149,6 +149,18 @@ def test_budgeted_steps_keep_their_plan_when_the_pool_changes_elsewhere(strategy
     assert pool.stats().free_runs == 1
 
 
+def test_a_whole_compaction_after_stale_steps_plans_the_pool_as_it_is() -> None:
+    pool, live = fragmented(pages=64, size=2)
+    pool.compact(budget_bytes=4 * 4096)
+    blk = pool.alloc_bytes(4096)  # the pool changes: the plan goes stale
+    write_pattern(blk)
+    pool.compact(budget_bytes=4 * 4096)  # a step of the stale plan (the pool unchanged since)
+    rep = pool.compact()
+    assert rep.done and pool.stats().free_runs == 1
+    for b in [*live, blk]:
+        check_pattern(b)
+
+
 def test_a_step_skips_the_moves_the_pool_no_longer_allows() -> None:
     pool, live = fragmented(pages=64, size=2)
     steps = _plan_steps(pool, 4)
