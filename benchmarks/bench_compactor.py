@@ -150,28 +150,38 @@ def incremental(device: str, pool_bytes: int, rounds: int = 3) -> None:
           f"first step (plans the whole pool) {statistics.median(first) * 1e3:.1f} ms; {runs}")
 
 
-def interleaved(device: str, pool_bytes: int, max_steps: int = 2000) -> None:
-    """Budgeted steps to done with the pool changing between them (one free and one allocation, as a
-    serving loop makes): each step goes on with the plan when its moves are still safe on the pool as
-    it is, and plans the pool again when they are not (or when the plan ran out on a changed pool)."""
-    pool = fragmented(device, pool_bytes, "64KiB", 8, 7)
-    rng = random.Random(1)
-    pauses, plans = [], []
-    while len(pauses) < max_steps:
-        rep = pool.compact(budget_bytes=DEFAULT_STEP_BUDGET_BYTES)
-        pauses.append(rep.pause_s)
-        plans.append(rep.plan_s)
-        if rep.done:
-            break
-        blocks = pool.blocks()
-        pool.free(blocks[rng.randrange(len(blocks))])
-        pool.alloc_bytes(pool.page_size)
-    replans = sum(p > 1e-3 for p in plans)
-    print(f"interleaved {pool_bytes >> 20} MiB pool, one free + one allocation between budgeted steps: "
-          f"{len(pauses)} steps to done ({'done' if rep.done else 'NOT done'}), pause p50 "
+def interleaved(device: str, pool_bytes: int, rounds: int = 3) -> None:
+    """One compaction cycle as the eager policy runs it under serving: budgeted steps with a free and an
+    allocation between them, until the cycle's plan has run (``report.plan_done``). Each step goes on
+    with the plan, its moves checked against the pool as it is (unsafe ones skipped); the pool is
+    planned again only when no move of a step is safe. ``rounds`` fresh pools."""
+    pauses, plans, firsts = [], [], []
+    frag = []
+    for r in range(rounds):
+        pool = fragmented(device, pool_bytes, "64KiB", 8, 7 + r)
+        rng = random.Random(r)
+        before = pool.stats()
+        step = 0
+        while True:
+            rep = pool.compact(budget_bytes=DEFAULT_STEP_BUDGET_BYTES)
+            pauses.append(rep.pause_s)
+            plans.append(rep.plan_s)
+            if step == 0:
+                firsts.append(rep.pause_s)
+            step += 1
+            if rep.plan_done:
+                break
+            blocks = pool.blocks()
+            pool.free(blocks[rng.randrange(len(blocks))])
+            pool.alloc_bytes(pool.page_size)
+        after = pool.stats()
+        frag.append(f"{before.external_fragmentation:.2f} -> {after.external_fragmentation:.3f}")
+    replans = sum(p > 1e-3 for p in plans) - rounds
+    print(f"interleaved {pool_bytes >> 20} MiB pool, one free + one allocation between budgeted steps, one cycle "
+          f"(until its plan has run) on {rounds} pools, {len(pauses)} steps, the first of each included: pause p50 "
           f"{statistics.median(pauses) * 1e3:.3f} ms, p99 {percentile(pauses, 99) * 1e3:.3f} ms, max "
-          f"{max(pauses) * 1e3:.2f} ms; {replans} steps planned for more than 1 ms (the first, and when a "
-          f"change took a planned destination)")
+          f"{max(pauses) * 1e3:.2f} ms; first steps {statistics.median(firsts) * 1e3:.1f} ms; {replans} later steps "
+          f"planned again; external fragmentation {', '.join(frag)}")
 
 
 def planning(pages: int = 1 << 20) -> None:

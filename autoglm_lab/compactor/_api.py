@@ -12,7 +12,7 @@ from ..pool import parse_size
 from ..pool._events import COMPACT_REASONS
 from ._execute import execute
 from ._layout import layout_of
-from ._plan import STRATEGIES, Move, Plan, plan
+from ._plan import STRATEGIES, Move, Plan, plan, plan_slide_from
 from ._report import CompactionReport
 
 if TYPE_CHECKING:
@@ -131,29 +131,42 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
         state = pool._policy_state
         key = (strategy, num_pages)
         cached: Plan | None = state.get("plan") if state.get("plan_key") == key else None
-        # the pool changed since the plan was made (a serving loop allocates between steps): the next
-        # step of the old plan runs those of its moves that are safe on the pool as it is now, and
-        # the pool is planned again only when none is (or when a stale plan has run out)
+        # the pool changed since the plan was made (a serving loop allocates between steps): the plan
+        # is stale, and each next step runs those of its moves that are safe on the pool as it is
+        # now; the pool is planned again only when none is, or when a slide lost its front (then
+        # slid again, cheaply), and a stale plan that runs out reports done=False (see plan_done)
         changed = cached is not None and state.get("plan_seq") != pool.seq
-        if budget_pages is None and (changed or state.get("plan_stale", False)):
+        stale = changed or (cached is not None and state.get("plan_stale", False))
+        if budget_pages is None and stale:
             cached = None  # a whole compaction plans the pool as it is (and so ends done)
         if cached is not None:
             step, rest = cached.cut(budget_pages)
-            if changed:
+            # a stale plan's moves are checked every step, not only after a change: once one was
+            # skipped, later ones may count on pages it would have freed
+            if stale:
                 keep = safe_moves(pool, step.moves)
-                if not any(keep):
-                    cached = None
-                elif not all(keep):  # run the moves that are still safe; the plan is stale anyway
+                if not any(keep) or (not step.stages[0].independent and not keep[0]):
+                    cached = None  # nothing to run, or a slide whose front is gone: plan again
+                elif not all(keep):  # run the moves that are still safe
                     step = step.only(keep)
         if cached is None:
-            full = plan(layout_of(pool), strategy, num_pages=num_pages)
-            planned_pages = full.pages_moved
+            prior = state.get("plan") if state.get("plan_key") == key else None
+            if prior is not None and budget_pages is not None and not any(s.independent for s in prior.stages):
+                # only a slide was left, and the pool took its front (an allocation landed in the gap
+                # a slide carries up): slide on from that front over the pool as it is, costing a
+                # cumulative sum rather than a two-finger plan. Holes below the front are left to the
+                # next plan (so the plan stays stale: a whole new slide would chase every new hole)
+                cont = plan_slide_from(layout_of(pool), prior.stages[0].moves[0].dst_page)
+                full = Plan(strategy, cont.stages, cont.lower_bound_pages, cont.unreachable, notes=cont.notes)
+                planned_pages = state["planned_pages"]
+            else:
+                full = plan(layout_of(pool), strategy, num_pages=num_pages)
+                planned_pages = full.pages_moved
+                stale = False  # made on the pool as it is
             step, rest = full.cut(budget_pages)
-            stale = False
         else:
             full = cached
             planned_pages = state["planned_pages"]
-            stale = changed or state.get("plan_stale", False)
         plan_s = time.perf_counter() - t0
         timer = _CopyTimer(pool)
         done_moves = execute(pool, step)
@@ -182,5 +195,5 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
             largest_free_run_before=before.largest_free_run_pages,
             largest_free_run_after=after.largest_free_run_pages,
             free_runs_before=before.free_runs, free_runs_after=after.free_runs, page_size=pool.page_size,
-            planned_pages=planned_pages, notes=full.notes, copy_s=timer.seconds(),
+            planned_pages=planned_pages, notes=full.notes, copy_s=timer.seconds(), plan_done=not rest.stages,
         )

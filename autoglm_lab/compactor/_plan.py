@@ -19,18 +19,22 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from ._layout import Layout, SegmentLayout
 
-__all__ = ["Move", "Stage", "Plan", "plan", "plan_two_finger", "plan_sliding", "plan_targeted", "STRATEGIES"]
+__all__ = ["Move", "Stage", "Plan", "plan", "plan_two_finger", "plan_sliding", "plan_slide_from", "plan_targeted",
+           "STRATEGIES"]
 
 STRATEGIES = ("two_finger", "sliding", "targeted")
 
 
-@dataclass(frozen=True)
-class Move:
+class Move(NamedTuple):
+    """One block's move. A named tuple, not a dataclass: plans make one per moved block, and at a
+    million pages creating them was a third of the planning time."""
+
     block_id: int
     src_page: int
     dst_page: int
@@ -195,7 +199,7 @@ def _fill_phase(seg: SegmentLayout, *,
     idx = np.asarray(moved, dtype=np.int64)
     ids, src, size = seg.block_id[idx], seg.start[idx], seg.pages[idx]
     dst = _pair_in_address_order(src, np.asarray(places, dtype=np.int64), size)
-    moves = [Move(*t) for t in zip(ids.tolist(), src.tolist(), dst.tolist(), size.tolist(), strict=True)]
+    moves = list(map(Move._make, zip(ids.tolist(), src.tolist(), dst.tolist(), size.tolist(), strict=True)))
     return moves, (idx, dst)  # the moved blocks (indices into the segment's arrays) and their new places
 
 
@@ -238,8 +242,8 @@ def _slide_phase(seg: SegmentLayout, moved: tuple[np.ndarray, np.ndarray] | None
     skip[has_pin] = before[last] + pages[last]
     dst = base + before - skip
     go = np.flatnonzero(~pinned & (starts > dst))
-    return [Move(*t) for t in zip(ids[go].tolist(), starts[go].tolist(), dst[go].tolist(), pages[go].tolist(),
-                                  strict=True)]
+    return list(map(Move._make, zip(ids[go].tolist(), starts[go].tolist(), dst[go].tolist(), pages[go].tolist(),
+                                    strict=True)))
 
 
 def _two_finger_segment(seg: SegmentLayout) -> tuple[list[Move], list[Move]]:
@@ -278,6 +282,26 @@ def plan_two_finger(layout: Layout) -> Plan:
 
 def plan_sliding(layout: Layout) -> Plan:
     slide = [m for seg in layout.segments for m in _slide_phase(seg)]
+    stages = (Stage(tuple(slide), False),) if slide else ()
+    return Plan("sliding", stages, layout.lower_bound_pages(), notes=_pin_notes(layout))
+
+
+def plan_slide_from(layout: Layout, page: int) -> Plan:
+    """The slide of what lies from ``page`` up: in the segment holding it, the blocks that start at or
+    after it (and after any block reaching over it), in later segments all of them; nothing below.
+    What a slide that lost its front to an allocation continues with, without taking on new work."""
+    slide: list[Move] = []
+    for seg in layout.segments:
+        if seg.end_page <= page:
+            continue
+        if seg.first_page < page:
+            ends = seg.start + seg.pages
+            over = ends[seg.start < page]
+            at = max(page, int(over.max())) if over.size else page
+            keep = seg.start >= at
+            seg = SegmentLayout(at, seg.end_page - at, seg.block_id[keep], seg.start[keep], seg.pages[keep],
+                                seg.pinned[keep])
+        slide.extend(_slide_phase(seg))
     stages = (Stage(tuple(slide), False),) if slide else ()
     return Plan("sliding", stages, layout.lower_bound_pages(), notes=_pin_notes(layout))
 

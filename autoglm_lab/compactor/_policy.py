@@ -7,7 +7,8 @@ on a failed allocation (compaction "lazy" or "eager"):
   -> targeted compaction for the request, then the allocation is retried
 on pool.tick(now) (compaction "eager"):
     periodic              every defrag_interval_s, if external fragmentation > fragmentation_threshold_factor,
-                          start an incremental compaction; each later tick runs one budgeted step until done
+                          start an incremental compaction; each later tick runs one budgeted step until its
+                          plan has run (on a pool that changed meanwhile the next check starts a new cycle)
 ```
 
 Settings are read from ``pool.config`` at every call, so a change made on a live pool (a dashboard
@@ -76,7 +77,10 @@ def tick(pool: PagedPool, now: float) -> CompactionReport | None:
         budget = cfg.compaction_budget_bytes or DEFAULT_STEP_BUDGET_BYTES
         if state.get("incremental"):
             report = compact(pool, cfg.compaction_strategy, budget_bytes=budget, reason="periodic")
-            if report.done:
+            # the cycle ends when its plan has run, even if the pool changed meanwhile: the next
+            # periodic check starts another if fragmentation is still above the threshold (chasing
+            # a pool that serving keeps changing would plan it again every step or two)
+            if report.plan_done:
                 state.pop("incremental", None)
             return report
         if now - last < cfg.defrag_interval_s:
@@ -85,6 +89,6 @@ def tick(pool: PagedPool, now: float) -> CompactionReport | None:
         if pool.stats().external_fragmentation <= cfg.fragmentation_threshold_factor:
             return None
         report = compact(pool, cfg.compaction_strategy, budget_bytes=budget, reason="periodic")
-        if not report.done:
+        if not report.plan_done:
             state["incremental"] = True
         return report

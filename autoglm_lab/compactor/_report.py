@@ -32,6 +32,10 @@ class CompactionReport:
     planned_pages: int = 0       # pages the whole plan moves (all steps), for budgeted runs
     notes: tuple[str, ...] = field(default=())
     copy_s: float = 0.0          # of pause_s, copying the bytes (the data path; CUDA: timed by events)
+    # the plan this step worked from has no moves left: True when done, and also when the pool changed
+    # during a budgeted compaction (a plan made on the pool as it is now may find more to do: the
+    # next call makes one and says done when it has run). The eager policy ends its cycle here.
+    plan_done: bool = True
 
     @property
     def excess_pages(self) -> int:

@@ -195,6 +195,38 @@ def test_a_step_skips_the_moves_the_pool_no_longer_allows() -> None:
     pool2.check_invariants()
 
 
+@pytest.mark.parametrize("strategy", ["sliding", "two_finger"])
+def test_a_slide_whose_front_was_taken_slides_again_from_the_pool_as_it_is(strategy: str) -> None:
+    # blocks of mixed sizes: two-finger cannot fill every hole, so its plan ends with a slide
+    pool = small_pool("cpu", pages=96, fit="first")
+    blocks = [pool.alloc_bytes((1 + i % 3) * 4096) for i in range(48)]
+    for b in blocks:
+        write_pattern(b)
+    live = [b for i, b in enumerate(blocks) if i % 3 != 1]
+    for b in blocks:
+        if b not in live:
+            pool.free(b)
+    budget = 4 * 4096
+    first = pool.compact(strategy, budget_bytes=budget)
+    # step until only the slide is left, then take the gap at its front with a new page
+    while any(s.independent for s in pool._policy_state["plan"].stages):
+        pool.compact(strategy, budget_bytes=budget)
+    front = pool._policy_state["plan"].stages[0].moves[0].dst_page
+    grabbed = pool.alloc_bytes(4096)
+    assert grabbed.first_page == front  # the lowest free page is the slide's front
+    write_pattern(grabbed)
+    live.append(grabbed)
+    rep = pool.compact(strategy, budget_bytes=budget)
+    assert rep.pages_moved > 0 and rep.planned_pages == first.planned_pages  # the slide went on, same cycle
+    assert all(m.dst_page != front for m in rep.moves)
+    while not rep.done:
+        rep = pool.compact(strategy, budget_bytes=budget)
+    assert pool.stats().free_runs == 1
+    for b in live:
+        check_pattern(b)
+    pool.check_invariants()
+
+
 def test_safe_moves() -> None:
     pool, live = fragmented(pages=16, size=2)  # blocks at pages 0, 4, 8, 12 (2 pages each), holes between
     a, b, c = live[0], live[1], live[2]
@@ -356,6 +388,43 @@ def test_periodic_trigger_runs_budgeted_steps_in_eager_mode() -> None:
             break
     assert pool.stats().free_runs == 1 and pool.stats().compactions_by_reason["periodic"] == n
     assert pool.tick(100.0) is None  # fragmentation is 0 now
+    for b in live:
+        check_pattern(b)
+
+
+def test_eager_cycle_under_churn_ends_with_its_plan() -> None:
+    # serving frees and allocates between ticks: the cycle runs its plan out (no planning of the whole
+    # pool per tick), ends, and the next periodic check starts a new one on the pool as it is then
+    pool, live = fragmented(pages=64, size=2, compaction="eager", defrag_interval_s=30.0,
+                            fragmentation_threshold_factor=0.1, compaction_budget_bytes=4 * 4096)
+    planned = {m.block_id for step in _plan_steps(pool, 4) for m in step}
+    victims = [b for b in live if b.id not in planned]  # blocks the plan leaves where they are
+    rep = pool.tick(30.0)
+    assert rep is not None and not rep.plan_done
+    reports = [rep]
+    t = 30.0
+    while not reports[-1].plan_done:
+        if victims:  # a new hole the plan never saw
+            victim = victims.pop(0)
+            live.remove(victim)
+            pool.free(victim)
+        t += 0.1
+        rep = pool.tick(t)
+        assert rep is not None and rep.reason == "periodic" and rep.pages_moved <= 4
+        reports.append(rep)
+        assert len(reports) < 100
+    last = reports[-1]
+    assert len(reports) > 2 and {r.planned_pages for r in reports} == {reports[0].planned_pages}  # one plan
+    assert not last.done  # the pool changed under the plan: a new plan would find more to do
+    assert pool.tick(t + 1.0) is None  # the cycle is over; the next check is defrag_interval_s later
+    for b in live:
+        check_pattern(b)
+    assert pool.stats().external_fragmentation > 0.1
+    rep = pool.tick(t + 31.0)  # the next periodic check: a new cycle on the pool as it is
+    assert rep is not None and rep.pages_moved > 0
+    while not rep.plan_done:
+        rep = pool.tick(t + 31.0)
+    assert rep.done and pool.stats().free_runs == 1
     for b in live:
         check_pattern(b)
 

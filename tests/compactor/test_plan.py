@@ -6,7 +6,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from autoglm_lab.compactor import Layout, Move, plan, plan_sliding, plan_targeted, plan_two_finger
+from autoglm_lab.compactor import Layout, Move, plan, plan_slide_from, plan_sliding, plan_targeted, plan_two_finger
 from autoglm_lab.compactor._execute import coalesce
 from autoglm_lab.compactor._plan import _fill_phase, _slide_phase
 
@@ -143,6 +143,38 @@ def test_slide_phase_matches_the_plain_loop(blocks: list[tuple[int, int, bool]],
         if moved is not None:
             new_start = dict(zip(seg.block_id[moved[0]].tolist(), moved[1].tolist(), strict=True))
     assert _slide_phase(seg, moved) == _slide_reference(seg, new_start)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(1, 6), st.booleans()), min_size=0, max_size=30),
+       st.integers(0, 60), st.integers(1, 40))
+def test_slide_from_a_page_matches_the_plain_loop(blocks: list[tuple[int, int, bool]], page: int, split: int) -> None:
+    rows, pos = [], 0
+    for i, (gap, n, pin) in enumerate(blocks):
+        pos += gap
+        rows.append((i, pos, n, pin))
+        pos += n
+    total = max(pos, split + 1) + 3
+    # two segments (a block never crosses one): split at the first block boundary at or after `split`
+    cut = next((s for _, s, _, _ in rows if s >= split), total)
+    lay = Layout.from_blocks(64, [(0, cut), (cut, total - cut)], rows)
+    expect = []
+    for seg in lay.segments:
+        if seg.end_page <= page:
+            continue
+        ptr = max(seg.first_page, page)
+        for b, s0, n, pin in zip(seg.block_id.tolist(), seg.start.tolist(), seg.pages.tolist(), seg.pinned.tolist(),
+                                 strict=True):
+            if s0 + n <= page:
+                continue  # below the front: stays
+            if s0 < ptr or pin or s0 == ptr:
+                ptr = max(ptr, s0 + n)
+            else:
+                expect.append(Move(b, s0, ptr, n))
+                ptr += n
+    p = plan_slide_from(lay, page)
+    assert list(p.moves) == expect
+    apply(lay, p)  # every move lands on free pages of its own segment
 
 
 @settings(max_examples=300, deadline=None)
