@@ -80,10 +80,12 @@ def data_path(device: str, pool_bytes: int, rounds: int = 7) -> None:
     bytes, in the same run, interleaved: each round is one compaction of the same seeded pool
     (rebuilt) and then one copy_ of the same buffers (their pages faulted in before any timing), the
     caches flushed before each side (on a CPU a 63 MiB copy_ of the same buffers again ran at up to
-    34 GB/s from the 32 MiB cache). Ratio: best of ``rounds`` on both sides; beside it the median of
-    the rounds' own ratios (each round's two sides ran back to back, so a busy moment of the shared
-    machine hits both). Also: pause minus planning (copies plus the pool's bookkeeping of the moved
-    blocks) and end to end (planning included), each against the best copy_."""
+    34 GB/s from the 32 MiB cache). Ratio checked against the target: the median of the rounds' own
+    ratios (each round's two sides ran back to back, so a busy or a quiet moment of the shared
+    machine hits both); beside it best against best of ``rounds``, which swings with the one round
+    in which torch's two-thread copy_ found the second vCPU free (18 -> 27-30 GB/s here, while both
+    sides run at ~18 GB/s side by side). Also: pause minus planning (copies plus the pool's
+    bookkeeping of the moved blocks) and end to end (planning included), each against the best copy_."""
     for strategy, max_pages in (("two_finger", 16), ("two_finger", 1), ("sliding", 16)):
         copies: list[float] = []
         refs: list[float] = []
@@ -109,8 +111,8 @@ def data_path(device: str, pool_bytes: int, rounds: int = 7) -> None:
         gbs = rep.bytes_moved / 1e9
         print(f"data path {strategy:10s} blocks of 1..{max_pages:2d} pages: {rep.bytes_moved / 2**20:6.1f} MiB in "
               f"{len(rep.moves)} moves: copies {best_copy * 1e3:6.2f} ms = {gbs / best_copy:5.2f} GB/s; "
-              f"one copy_ {gbs / best_ref:5.2f} GB/s; ratio {ratio:.2f}x (target >= 0.8) -> "
-              f"{'OK' if ratio >= 0.8 else 'MISSED'} (median of rounds {paired:.2f}x); with the pool's bookkeeping "
+              f"one copy_ {gbs / best_ref:5.2f} GB/s; ratio, median of the paired rounds {paired:.2f}x (target >= 0.8) "
+              f"-> {'OK' if paired >= 0.8 else 'MISSED'}; best against best {ratio:.2f}x; with the pool's bookkeeping "
               f"(pause - planning) {best_ref / best_exec:.2f}x; end to end with planning {best_ref / best_pause:.2f}x; "
               f"pages moved {rep.pages_moved} vs lower bound {rep.lower_bound_pages}")
 
