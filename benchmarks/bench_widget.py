@@ -15,7 +15,8 @@ Figures (see DESIGN.md targets):
              frame), and Plotly.react of the same heatmap + traces for comparison
   notebook   Dashboard.demo() playing in a real JupyterLab kernel: frames/s the browser drew, and the
              simulator's cost per step live against alone (the same steps from dash.reset(), both on a
-             background thread, 9 rounds, each live run between two alone runs: the slowdown of each
+             background thread, 30 rounds (9 left the median +-5 % on this machine), each live run
+             between two alone runs: the slowdown of each
              round against the mean of its two alone runs, their median and interquartile range, and
              the noise floor: alone against the next alone run), with and without the browser
              attached; the kernel-side cost per
@@ -372,7 +373,7 @@ def _host_cpu(procs: list) -> dict[str, float]:
 QUIET_CORES = 0.1  # outside load (cores) below which a pair counts as measured on a quiet machine
 
 
-def bench_notebook(steps: int = 60_000, rounds: int = 9) -> None:
+def bench_notebook(steps: int = 60_000, rounds: int = 30) -> None:
     """The dashboard in JupyterLab (a real kernel, real comms), watched by headless Chromium.
 
     Like with like: the simulator runs the same ``steps`` steps from ``dash.reset()`` both ways, on a
