@@ -28,7 +28,7 @@ class PoolMachine(RuleBasedStateMachine):
         self.pool: al.PagedPool
 
     @initialize(fit=st.sampled_from(["first", "best"]), coalesce=st.sampled_from(["eager", "lazy"]),
-                pages=st.integers(4, 24), grow=st.integers(0, 3),
+                pages=st.integers(4, 40), grow=st.integers(0, 3),
                 compaction=st.sampled_from(["off", "lazy", "eager"]))
     def make_pool(self, fit: str, coalesce: str, pages: int, grow: int, compaction: str) -> None:
         cfg = al.PoolConfig(page_size=PAGE, memory_pool_initial_size=pages * PAGE,
@@ -115,6 +115,13 @@ class PoolMachine(RuleBasedStateMachine):
             starts, _ = snap.free_runs()
             # one free run per segment, bar the gaps that pinned blocks keep
             assert len(starts) <= snap.segment_first_page.size + len(self.pins)
+
+    @rule(strategy=st.sampled_from(["two_finger", "sliding"]), budget=st.integers(1, 4))
+    def compact_steps(self, strategy: str, budget: int) -> None:
+        # two budgeted steps back to back: after an allocation or free made the plan stale, the
+        # second runs the rest of that plan on a pool the first step alone changed
+        for _ in range(2):
+            self.compact(strategy, budget)
 
     @rule(dt=st.floats(0.0, 3.0))
     def tick(self, dt: float) -> None:
