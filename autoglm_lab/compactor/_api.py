@@ -168,11 +168,18 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
             full = cached
             planned_pages = state["planned_pages"]
         plan_s = time.perf_counter() - t0
+        # the books first: relocate checks every move against the pool as the earlier ones leave it
+        # and, if one does not fit, raises with nothing changed, before a byte is copied
+        moves = [(m.block_id, m.src_page, m.dst_page) for m in step.moves]
+        if moves:
+            pool._relocate(moves)
         timer = _CopyTimer(pool)
-        done_moves = execute(pool, step)
+        try:
+            execute(pool, step)
+        except BaseException:
+            pool._relocate([(b, dst, src) for b, src, dst in reversed(moves)])  # the blocks are not there
+            raise
         timer.stop()
-        if done_moves:
-            pool._relocate(done_moves)
         _sync(pool)
         pause_s = time.perf_counter() - t0
         if rest.stages:

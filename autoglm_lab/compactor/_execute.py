@@ -183,9 +183,8 @@ def _by_segment(pool: PagedPool, moves: Sequence[Move]) -> list[tuple[_Segment, 
     return list(by_seg.values())
 
 
-def execute(pool: PagedPool, step: Plan) -> list[tuple[int, int, int]]:
-    """Copy the bytes of every move of ``step``; returns (block id, src, dst) in order for bookkeeping."""
-    done: list[tuple[int, int, int]] = []
+def execute(pool: PagedPool, step: Plan) -> None:
+    """Copy the bytes of every move of ``step`` (its bookkeeping is the caller's: ``pool._relocate``)."""
     for stage in step.stages:
         for seg, moves in _by_segment(pool, stage.moves):
             host = seg.data.device.type == "cpu" and not TORCH_PATH_ON_CPU
@@ -204,5 +203,3 @@ def execute(pool: PagedPool, step: Plan) -> list[tuple[int, int, int]]:
                 rows = _rows(seg)  # built once per segment and stage: a view costs microseconds
                 for src, dst, pages in ranges:
                     _copy_range(seg, src, dst, pages, rows)
-        done.extend((m.block_id, m.src_page, m.dst_page) for m in stage.moves)
-    return done

@@ -1633,8 +1633,30 @@ static PyObject *core_set_pins(Core *c, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* relocate(moves): bookkeeping of moves already copied, [(block id, old first page, new first page)],
-   in order: each block's pages go back to the index (merged) and its new place is carved out */
+/* undo moves[0:k] of relocate (all checked and applied), last first: each block's new place goes
+   back to the index and its old place is carved out again; the error being raised is kept */
+static void core_unrelocate(Core *c, PyObject **items, Py_ssize_t k)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    for (Py_ssize_t j = k - 1; j >= 0; j--) {
+        PyObject *m = items[j];
+        BlockBase *b = (BlockBase *)PyDict_GetItem(c->blocks, PyTuple_GET_ITEM(m, 0));
+        long long src = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 1));
+        if (fi_release(c->index, b->start, b->num_pages, 1) < 0 || fi_carve(c->index, src, b->num_pages) < 0)
+            PyErr_Clear();  /* cannot happen: these pages were exactly as undone here a moment ago */
+        b->start = src;
+        Py_CLEAR(b->tensor);
+        c->b_start[b->slot] = src;
+    }
+    PyErr_Restore(type, value, tb);
+}
+
+/* relocate(moves): bookkeeping of moves, [(block id, old first page, new first page)], in order:
+   each block's pages go back to the index (merged) and its new place is carved out. All or
+   nothing: a move that does not fit the pool as the earlier ones left it (no such block, not at
+   its old place, pinned, new place not free) raises and undoes the earlier ones, so the compactor
+   checks a step here before it copies a byte */
 static PyObject *core_relocate(Core *c, PyObject *moves)
 {
     PyObject *seq = PySequence_Fast(moves, "relocate expects a sequence of (block id, src, dst)");
@@ -1646,7 +1668,8 @@ static PyObject *core_relocate(Core *c, PyObject *moves)
     }
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     PyObject **items = PySequence_Fast_ITEMS(seq);
-    for (Py_ssize_t k = 0; k < n; k++) {
+    Py_ssize_t k = 0;
+    for (; k < n; k++) {
         PyObject *m = items[k];
         if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) != 3) {
             PyErr_SetString(PyExc_TypeError, "relocate expects (block id, src, dst) tuples");
@@ -1667,8 +1690,16 @@ static PyObject *core_relocate(Core *c, PyObject *moves)
                          b->id, b->start, b->pins, src);
             goto fail;
         }
-        if (fi_release(c->index, src, b->num_pages, 1) < 0 || fi_carve(c->index, dst, b->num_pages) < 0)
+        if (fi_release(c->index, src, b->num_pages, 1) < 0)
             goto fail;
+        if (fi_carve(c->index, dst, b->num_pages) < 0) {
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            if (fi_carve(c->index, src, b->num_pages) < 0)  /* its old place, released just now */
+                PyErr_Clear();
+            PyErr_Restore(type, value, tb);
+            goto fail;
+        }
         b->start = dst;
         Py_CLEAR(b->tensor);
         c->b_start[b->slot] = dst;
@@ -1678,6 +1709,7 @@ static PyObject *core_relocate(Core *c, PyObject *moves)
     Py_INCREF(Py_None);
     return core_unlock(c, Py_None);
 fail:
+    core_unrelocate(c, items, k);
     Py_DECREF(seq);
     c->seq++;
     return core_unlock(c, NULL);

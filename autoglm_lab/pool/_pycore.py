@@ -166,19 +166,34 @@ class PyCore:
             self._events.record((t1 - self._t0, _FREE, block.id, pages, t1 - t0, 0))
 
     def relocate(self, moves: Any) -> None:
-        """Bookkeeping of moves already copied: (block id, old first page, new first page), in order."""
+        """Bookkeeping of moves: (block id, old first page, new first page), in order. All or nothing:
+        a move that does not fit the pool as the earlier ones left it raises and undoes them."""
         with self._lock:
             idx = self._index
+            done: list[tuple[Any, int]] = []
             try:
                 for bid, src, dst in moves:
                     blk = self._blocks.get(bid)
                     if blk is None or blk._start != src or blk._pins:
                         raise AssertionError(f"relocate: block {bid} is not a live, unpinned block at page {src}")
                     idx.release(src, blk.num_pages, merge=True)
-                    idx.carve(dst, blk.num_pages)
+                    try:
+                        idx.carve(dst, blk.num_pages)
+                    except AssertionError:
+                        idx.carve(src, blk.num_pages)  # its old place, released just now
+                        raise
                     blk._start = dst
                     blk._tensor = None
                     self._b_start[blk._slot] = dst
+                    done.append((blk, src))
+            except BaseException:
+                for blk, src in reversed(done):
+                    idx.release(blk._start, blk.num_pages, merge=True)
+                    idx.carve(src, blk.num_pages)
+                    blk._start = src
+                    blk._tensor = None
+                    self._b_start[blk._slot] = src
+                raise
             finally:
                 self.seq += 1
 

@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 
 import autoglm_lab as al
-from autoglm_lab.compactor import Move, _execute, layout_of, plan, safe_moves
+from autoglm_lab.compactor import Move, Plan, Stage, _execute, layout_of, plan, safe_moves
 from autoglm_lab.pool import EventKind
 
 from ..pool.helpers import check_pattern, small_pool, write_pattern
@@ -225,6 +225,25 @@ def test_a_slide_whose_front_was_taken_slides_again_from_the_pool_as_it_is(strat
     for b in live:
         check_pattern(b)
     pool.check_invariants()
+
+
+@pytest.mark.parametrize("independent", [True, False])
+def test_a_wrong_plan_is_refused_before_a_byte_moves(monkeypatch: pytest.MonkeyPatch, independent: bool) -> None:
+    # a planner bug (here: a plan whose last move lands on a live block) must not corrupt anything:
+    # the pool's books check every move of the step before the copies, and nothing changes
+    from autoglm_lab.compactor import _api
+    pool, live = fragmented(pages=16, size=2)  # blocks at pages 0, 4, 8, 12
+    a, b, c = live[0], live[1], live[2]
+    bad = Plan("two_finger", (Stage((Move(b.id, 4, 2, 2), Move(c.id, 8, 0, 2)), independent),), 0)
+    monkeypatch.setattr(_api, "plan", lambda *args, **kw: bad)
+    before = pool.snapshot()
+    with pytest.raises(AssertionError):
+        pool.compact()
+    assert pool.snapshot().page_block.tolist() == before.page_block.tolist()
+    for blk in live:
+        check_pattern(blk)
+    pool.check_invariants()
+    assert (a.first_page, b.first_page, c.first_page) == (0, 4, 8)
 
 
 def test_safe_moves() -> None:

@@ -190,6 +190,30 @@ def test_relocate_moves_bookkeeping_and_refuses_a_wrong_move() -> None:
     pool.check_invariants()
 
 
+def test_relocate_is_all_or_nothing() -> None:
+    # blocks a at page 0, c at 2-3, d at 4, f at 6; pages 1, 5 and 7 free
+    pool = small_pool(pages=8)
+    blocks = [pool.alloc_bytes(n * 4096) for n in (1, 1, 2, 1, 1, 1)]
+    for i in (1, 4):
+        pool.free(blocks[i])
+    a, c, d, f = blocks[0], blocks[2], blocks[3], blocks[5]
+    assert [a.first_page, c.first_page, d.first_page, f.first_page] == [0, 2, 4, 6]
+    before = pool.snapshot()
+    for bad in ([(d.id, 4, 5), (a.id, 0, 1), (f.id, 6, 5)],   # f onto d's new place
+                [(d.id, 4, 5), (d.id, 5, 7), (c.id, 2, 5)],   # d moved twice, then c onto f
+                [(d.id, 4, 5), (a.id, 0, 1), (99, 3, 7)]):    # no such block
+        with pytest.raises(AssertionError):
+            pool._relocate(bad)
+        after = pool.snapshot()
+        assert after.page_block.tolist() == before.page_block.tolist()  # every block where it was
+        assert [a.first_page, c.first_page, d.first_page, f.first_page] == [0, 2, 4, 6]
+        assert after.stats.free_runs == before.stats.free_runs
+        pool.check_invariants()
+    pool._relocate([(d.id, 4, 5), (a.id, 0, 1)])  # and what fits still goes through
+    assert (a.first_page, d.first_page) == (1, 5)
+    pool.check_invariants()
+
+
 def test_copy_ranges_checks_every_range_before_copying() -> None:
     buf = np.arange(64, dtype=np.uint8)
     before = buf.copy()
