@@ -130,7 +130,8 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
         pool._index.merge_all()
         state = pool._policy_state
         key = (strategy, num_pages)
-        cached: Plan | None = state.get("plan") if state.get("plan_key") == key else None
+        prior: Plan | None = state.get("plan") if state.get("plan_key") == key else None
+        cached = prior
         # the pool changed since the plan was made (a serving loop allocates between steps): the plan
         # is stale, and each next step runs those of its moves that are safe on the pool as it is
         # now; the pool is planned again only when none is, or when a slide lost its front (then
@@ -150,7 +151,6 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
                 elif not all(keep):  # run the moves that are still safe
                     step = step.only(keep)
         if cached is None:
-            prior = state.get("plan") if state.get("plan_key") == key else None
             if prior is not None and budget_pages is not None and not any(s.independent for s in prior.stages):
                 # only a slide was left, and the pool took its front (an allocation landed in the gap
                 # a slide carries up): slide on from that front over the pool as it is, costing a

@@ -281,9 +281,7 @@ def plan_two_finger(layout: Layout) -> Plan:
 
 
 def plan_sliding(layout: Layout) -> Plan:
-    slide = [m for seg in layout.segments for m in _slide_phase(seg)]
-    stages = (Stage(tuple(slide), False),) if slide else ()
-    return Plan("sliding", stages, layout.lower_bound_pages(), notes=_pin_notes(layout))
+    return plan_slide_from(layout, 0)  # every segment, whole
 
 
 def plan_slide_from(layout: Layout, page: int) -> Plan:
