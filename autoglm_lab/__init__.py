@@ -12,6 +12,7 @@ from typing import Any
 
 from .pool import (
     Block,
+    DeviceAllocationError,
     InvalidBlockError,
     PagedPool,
     PageState,
@@ -44,7 +45,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "Block", "InvalidBlockError", "PagedPool", "PageState", "PinnedBlockError", "PoolConfig",
+    "Block", "DeviceAllocationError", "InvalidBlockError", "PagedPool", "PageState", "PinnedBlockError", "PoolConfig",
     "PoolError", "PoolExhausted", "PoolSnapshot", "PoolStats", "format_size", "parse_size",
     *_LAZY,
 ]

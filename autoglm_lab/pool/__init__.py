@@ -1,18 +1,41 @@
 """The paged memory pool: segments of pages on a torch device, blocks, stats and snapshots.
 
 This layer imports neither the widget stack nor the compactor at import time.
+
+Threads
+-------
+One re-entrant lock, ``pool.lock``, guards every piece of the pool's state: the free index, the
+block table, the counters, the segments, the event ring and each block's cached view. Every public
+method takes it, so each call is atomic: ``alloc``, ``free``, ``pin``, ``configure``, ``compact``
+(plan, bookkeeping and byte copies all under one hold), ``tick``, ``stats``, ``snapshot``,
+``check_invariants`` and the first ``block.tensor`` after a move. A simulator thread, a compaction
+thread and dashboard callbacks can share one pool.
+
+What the lock cannot cover is a tensor you keep: compaction moves blocks, and a view taken before
+a move still points at the old pages (which may by then hold another block). To read or write a
+block's bytes while another thread may compact, do one of:
+
+- ``with block.hold() as t:`` use ``t``: the block is pinned (compaction skips it) until the
+  body ends. Other threads keep running; this is the way to hold a view for long.
+- ``with pool.lock:`` read ``block.tensor`` and use it inside the ``with``: no thread can change the
+  pool meanwhile (keep it short: it stalls a live dashboard and the simulator).
+
+Outside those, ``block.tensor`` is always the view of the block's current place, but may go stale
+as soon as another thread compacts. Freeing a block that another thread is using is the caller's
+race to avoid (a pinned block cannot be freed: `PinnedBlockError`). A block's public fields (``id``,
+``nbytes``, ``num_pages``, ``shape``, ``dtype``, ``tag``, ``created_s``) are read-only.
 """
 
 from ._block import Block
 from ._config import LIVE_FIELDS, PoolConfig, format_size, parse_size
-from ._errors import InvalidBlockError, PinnedBlockError, PoolError, PoolExhausted
+from ._errors import DeviceAllocationError, InvalidBlockError, PinnedBlockError, PoolError, PoolExhausted
 from ._events import COMPACT_REASONS, EventArrays, EventKind
 from ._pool import PagedPool, resolve_device
 from ._snapshot import SNAPSHOT_VERSION, PageState, PoolSnapshot, free_runs
 from ._stats import PoolStats
 
 __all__ = [
-    "Block", "COMPACT_REASONS", "EventArrays", "EventKind", "InvalidBlockError", "LIVE_FIELDS",
+    "Block", "COMPACT_REASONS", "DeviceAllocationError", "EventArrays", "EventKind", "InvalidBlockError", "LIVE_FIELDS",
     "PageState", "PagedPool", "PinnedBlockError", "PoolConfig", "PoolError", "PoolExhausted",
     "PoolSnapshot", "PoolStats", "SNAPSHOT_VERSION", "format_size", "free_runs", "parse_size",
     "resolve_device",

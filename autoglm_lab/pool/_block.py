@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -20,8 +22,10 @@ class Block(BlockBase):
 
     ``tensor`` is a view of the block's pages with the requested shape and dtype. Compaction may move
     a block; its ``id`` stays, and ``block.tensor`` then views the new place with the same contents.
-    A tensor obtained *before* a move still points at the old pages and is stale: read
-    ``block.tensor`` again after compaction, or hold ``with pool.pin(block):`` while using a raw view.
+    A tensor obtained *before* a move still points at the old pages and is stale. Where another
+    thread may compact (a live dashboard, ``pool.tick``), use the view inside ``with block.hold()
+    as t:`` (the block cannot move meanwhile) or under ``with pool.lock:``; see "Threads" in
+    `autoglm_lab.pool`. The public fields are read-only: they are the pool's own books.
     """
 
     __slots__ = ("__weakref__",)  # the fields live in BlockBase (compiled, or _pycore.BlockBase)
@@ -43,7 +47,9 @@ class Block(BlockBase):
 
     @property
     def first_page(self) -> int:
-        """Global index of the block's first page (changes when compaction moves it)."""
+        """Global index of the block's first page. It changes when compaction moves the block, and
+        when `PagedPool.release_empty_segments` renumbers the pages of later segments (pinned blocks
+        too: their bytes stay where they are, only the numbering shifts)."""
         self._check_live("first_page")
         return self._start
 
@@ -52,9 +58,21 @@ class Block(BlockBase):
         """A view of the block's pages, ``shape`` and ``dtype`` as allocated."""
         view = self._tensor
         if view is None:
-            self._check_live("tensor")
-            view = self._tensor = self._seg.view(self._start, self.nbytes, self.dtype, self.shape)
+            # built and cached under the lock: a move between reading the place and caching the
+            # view would otherwise leave a view of another block's pages cached
+            with self._pool._lock:
+                self._check_live("tensor")
+                view = self._tensor
+                if view is None:
+                    view = self._tensor = self._seg.view(self._start, self.nbytes, self.dtype, self.shape)
         return view
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[torch.Tensor]:
+        """``with block.hold() as t:`` the block's tensor, safe to read and write while the body
+        runs: the block is pinned, so no compaction (on any thread) moves it meanwhile."""
+        with self._pool.pin(self) as blk:
+            yield blk.tensor
 
     @property
     def freed(self) -> bool:

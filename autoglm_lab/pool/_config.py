@@ -49,7 +49,7 @@ def format_size(nbytes: int) -> str:
     return f"{nbytes}B"
 
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+_DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d{1,4})?|mps")  # fullmatch: "cpu\n" is not a device
 _CHOICES: dict[str, tuple[str, ...]] = {
     "fit": ("first", "best"),
     "coalesce": ("eager", "lazy"),
@@ -140,8 +140,9 @@ class PoolConfig:
                 f"segment_size={self.segment_size!r} ({seg} bytes) is not allowed: use a positive "
                 f"multiple of page_size ({page} bytes)"
             )
-        if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
-            raise ValueError(f"device={self.device!r} is not allowed: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        if not isinstance(self.device, str) or not _DEVICE_RE.fullmatch(self.device):
+            raise ValueError(f"device={self.device!r} is not allowed: use 'auto', 'cpu', 'mps', 'cuda' or "
+                             f"'cuda:N' (N a device index, 0-9999)")
         for name, allowed in _CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:

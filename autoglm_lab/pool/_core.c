@@ -1022,13 +1022,15 @@ static void block_dealloc(BlockBase *b)
 }
 
 static PyMemberDef block_members[] = {
-    {"id", T_LONGLONG, offsetof(BlockBase, id), 0, NULL},
-    {"nbytes", T_LONGLONG, offsetof(BlockBase, nbytes), 0, NULL},
-    {"num_pages", T_LONGLONG, offsetof(BlockBase, num_pages), 0, NULL},
-    {"tag", T_OBJECT, offsetof(BlockBase, tag), 0, NULL},
-    {"dtype", T_OBJECT, offsetof(BlockBase, dtype), 0, NULL},
-    {"shape", T_OBJECT, offsetof(BlockBase, shape), 0, NULL},
-    {"created_s", T_DOUBLE, offsetof(BlockBase, created_s), 0, NULL},
+    /* the public fields are the pool's books: read-only (num_pages = 3 would make free() release
+       another block's pages) */
+    {"id", T_LONGLONG, offsetof(BlockBase, id), READONLY, NULL},
+    {"nbytes", T_LONGLONG, offsetof(BlockBase, nbytes), READONLY, NULL},
+    {"num_pages", T_LONGLONG, offsetof(BlockBase, num_pages), READONLY, NULL},
+    {"tag", T_OBJECT, offsetof(BlockBase, tag), READONLY, NULL},
+    {"dtype", T_OBJECT, offsetof(BlockBase, dtype), READONLY, NULL},
+    {"shape", T_OBJECT, offsetof(BlockBase, shape), READONLY, NULL},
+    {"created_s", T_DOUBLE, offsetof(BlockBase, created_s), READONLY, NULL},
     {"_pool", T_OBJECT, offsetof(BlockBase, pool), 0, NULL},
     {"_seg", T_OBJECT, offsetof(BlockBase, seg), 0, NULL},
     {"_tensor", T_OBJECT, offsetof(BlockBase, tensor), 0, NULL},
@@ -1082,6 +1084,9 @@ typedef struct {
     double *b_created;
     int64_t *free_slots;
     Py_ssize_t nslots, capslots, nfree;
+    /* tag ids: live blocks per id, and the ids no block carries any more (reused first) */
+    int64_t *tag_refs, *tag_free;
+    Py_ssize_t tag_cap, ntag_free;
     /* dtype -> itemsize, a few entries */
     PyObject *dt_key[16];
     long long dt_size[16];
@@ -1160,6 +1165,8 @@ static void core_dealloc(Core *c)
         PyMem_Free(arrays[k]);
     PyMem_Free(c->b_created);
     PyMem_Free(c->seg_first);
+    PyMem_Free(c->tag_refs);
+    PyMem_Free(c->tag_free);
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
 
@@ -1287,6 +1294,91 @@ static int core_grow_slots(Core *c)
     return 0;
 }
 
+/* The id of `tag` for one more live block: tag ids are reference-counted by the blocks that carry
+   them, so a pool that sees a new tag per request keeps only the live ones. Returns -1 for None,
+   -2 with an exception set on failure. */
+static long long core_tag_acquire(Core *c, PyObject *tag)
+{
+    if (tag == Py_None)
+        return -1;
+    long long id;
+    PyObject *v = PyDict_GetItemWithError(c->tags, tag);
+    if (v != NULL) {
+        id = PyLong_AsLongLong(v);
+        if (id < 0 || id >= c->tag_cap) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_AssertionError, "tag %R has id %lld outside the tag table", tag, id);
+            return -2;
+        }
+        c->tag_refs[id]++;
+        return id;
+    }
+    if (PyErr_Occurred())
+        return -2;
+    Py_ssize_t n = PyList_GET_SIZE(c->tag_names);
+    int reuse = c->ntag_free > 0;
+    id = reuse ? c->tag_free[c->ntag_free - 1] : n;
+    if (id >= c->tag_cap) {
+        Py_ssize_t cap = c->tag_cap ? c->tag_cap * 2 : 64;
+        int64_t *refs = PyMem_Realloc(c->tag_refs, (size_t)cap * sizeof(int64_t));
+        if (refs == NULL) {
+            PyErr_NoMemory();
+            return -2;
+        }
+        c->tag_refs = refs;
+        int64_t *ids = PyMem_Realloc(c->tag_free, (size_t)cap * sizeof(int64_t));
+        if (ids == NULL) {
+            PyErr_NoMemory();
+            return -2;
+        }
+        c->tag_free = ids;
+        c->tag_cap = cap;
+    }
+    PyObject *iv = PyLong_FromLongLong(id);
+    if (iv == NULL)
+        return -2;
+    int bad = PyDict_SetItem(c->tags, tag, iv) < 0;
+    Py_DECREF(iv);
+    if (bad)
+        return -2;
+    if (reuse) {
+        Py_INCREF(tag);
+        bad = PyList_SetItem(c->tag_names, (Py_ssize_t)id, tag) < 0;  /* steals the new reference */
+    }
+    else {
+        bad = PyList_Append(c->tag_names, tag) < 0;
+    }
+    if (bad) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (PyDict_DelItem(c->tags, tag) < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+        return -2;
+    }
+    if (reuse)
+        c->ntag_free--;
+    c->tag_refs[id] = 1;
+    return id;
+}
+
+/* one live block less carries tag `id`: the last one gives the name back (its entry becomes None)
+   and the id to the free list. Keeps any exception being raised. */
+static void core_tag_release(Core *c, long long id)
+{
+    if (id < 0 || --c->tag_refs[id] > 0)
+        return;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *name = PyList_GET_ITEM(c->tag_names, (Py_ssize_t)id);
+    if (PyDict_DelItem(c->tags, name) < 0)
+        PyErr_Clear();
+    Py_INCREF(Py_None);
+    PyList_SetItem(c->tag_names, (Py_ssize_t)id, Py_None);
+    c->tag_free[c->ntag_free++] = id;
+    PyErr_Restore(type, value, tb);
+}
+
 static inline long long core_itemsize(Core *c, PyObject *dtype)
 {
     for (int k = 0; k < c->ndt; k++)
@@ -1339,26 +1431,10 @@ static PyObject *core_alloc_common(Core *c, long long nbytes, PyObject *dtype, P
         }
     }
     /* from here on a failure must give the pages back */
-    long long tag_id = -1;
     PyObject *blk = NULL, *key = NULL;
-    if (tag != Py_None) {
-        PyObject *v = PyDict_GetItemWithError(c->tags, tag);
-        if (v != NULL) {
-            tag_id = PyLong_AsLongLong(v);
-        }
-        else {
-            if (PyErr_Occurred())
-                goto fail;
-            tag_id = PyList_GET_SIZE(c->tag_names);
-            PyObject *iv = PyLong_FromLongLong(tag_id);
-            if (iv == NULL)
-                goto fail;
-            int bad = PyDict_SetItem(c->tags, tag, iv) < 0 || PyList_Append(c->tag_names, tag) < 0;
-            Py_DECREF(iv);
-            if (bad)
-                goto fail;
-        }
-    }
+    long long tag_id = core_tag_acquire(c, tag);
+    if (tag_id == -2)
+        goto fail;
     if (c->nfree == 0 && c->nslots == c->capslots && core_grow_slots(c) < 0)
         goto fail;
     blk = c->block_type->tp_alloc(c->block_type, 0);
@@ -1422,6 +1498,8 @@ fail:
     Py_XDECREF(key);
     Py_XDECREF(blk);
     Py_DECREF(shape);
+    if (tag_id >= 0)
+        core_tag_release(c, tag_id);
     {
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
@@ -1453,6 +1531,9 @@ static PyObject *core_alloc_bytes(Core *c, PyObject *const *args, Py_ssize_t nar
     return PyObject_CallFunctionObjArgs(c->bytes_checked, n, tag, NULL);
 }
 
+/* the largest byte span a block's view may cover (its strides and offsets are int64) */
+#define MAX_VIEW_BYTES (((long long)1 << 62) - 1)
+
 /* alloc(shape, dtype, tag) */
 static PyObject *core_alloc(Core *c, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1463,7 +1544,7 @@ static PyObject *core_alloc(Core *c, PyObject *const *args, Py_ssize_t nargs)
     PyObject *shape = args[0], *dtype = args[1], *tag = args[2];
     if ((PyObject *)Py_TYPE(dtype) != c->dtype_type || !(tag == Py_None || PyUnicode_CheckExact(tag)))
         goto generic;
-    long long count = 1;
+    long long count = 1, span = 1;  /* span: count with zero dims as 1, what the view's strides reach */
     PyObject *dims;
     if (PyLong_CheckExact(shape)) {
         int overflow;
@@ -1480,7 +1561,8 @@ static PyObject *core_alloc(Core *c, PyObject *const *args, Py_ssize_t nargs)
             PyObject *d = PyTuple_GET_ITEM(shape, k);
             int overflow;
             long long v = PyLong_CheckExact(d) ? PyLong_AsLongLongAndOverflow(d, &overflow) : -1;
-            if (!PyLong_CheckExact(d) || overflow || v < 0 || __builtin_mul_overflow(count, v, &count))
+            if (!PyLong_CheckExact(d) || overflow || v < 0 || __builtin_mul_overflow(count, v, &count)
+                || __builtin_mul_overflow(span, v ? v : 1, &span))
                 goto generic;
         }
         if (PyTuple_CheckExact(shape)) {
@@ -1502,7 +1584,9 @@ static PyObject *core_alloc(Core *c, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(dims);
         return NULL;
     }
-    if (__builtin_mul_overflow(count, itemsize, &nbytes)) {
+    long long reach;
+    if (__builtin_mul_overflow(count, itemsize, &nbytes) || __builtin_mul_overflow(span, itemsize, &reach)
+        || reach > MAX_VIEW_BYTES) {
         Py_DECREF(dims);
         goto generic;
     }
@@ -1560,6 +1644,7 @@ static PyObject *core_free(Core *c, PyObject *block)
     Py_ssize_t slot = (Py_ssize_t)b->slot;
     c->b_pages[slot] = 0;  /* pins are 0 too: a pinned block cannot be freed */
     c->free_slots[c->nfree++] = slot;
+    core_tag_release(c, c->b_tag[slot]);
     c->used_pages -= pages;
     c->requested_bytes -= b->nbytes;
     c->num_frees++;

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["PoolError", "PoolExhausted", "InvalidBlockError", "PinnedBlockError"]
+__all__ = ["PoolError", "PoolExhausted", "DeviceAllocationError", "InvalidBlockError", "PinnedBlockError"]
 
 
 class PoolError(Exception):
@@ -20,6 +20,18 @@ class PoolExhausted(PoolError, MemoryError):
         self.pages_requested = pages_requested
         self.free_pages = free_pages
         self.largest_free_run = largest_free_run
+
+
+class DeviceAllocationError(PoolError, MemoryError):
+    """The device could not back a segment (torch raised while allocating it: out of device memory,
+    or a CPU allocator's refusal). Raised by `PagedPool(...)` for the first segment; a growth the
+    device refuses counts as a failed allocation instead (triggers run, then `PoolExhausted`)."""
+
+    def __init__(self, nbytes: int, device: object, cause: BaseException) -> None:
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        super().__init__(f"the device {device} could not allocate a segment of {nbytes} bytes: {first}")
+        self.nbytes = nbytes
+        self.device = str(device)
 
 
 class InvalidBlockError(PoolError, ValueError):

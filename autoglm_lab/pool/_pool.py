@@ -32,7 +32,7 @@ import torch
 from . import _impl
 from ._block import Block
 from ._config import LIVE_FIELDS, PoolConfig, format_size
-from ._errors import InvalidBlockError, PinnedBlockError, PoolExhausted
+from ._errors import DeviceAllocationError, InvalidBlockError, PinnedBlockError, PoolExhausted
 from ._events import COMPACT_REASONS, EventKind
 from ._snapshot import SNAPSHOT_VERSION, PoolSnapshot
 from ._stats import PoolStats
@@ -51,7 +51,11 @@ def resolve_device(device: str) -> torch.device:
     """The torch device for a config's ``device`` ("auto" picks CUDA when present)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a device torch knows ({exc}); "
+                         f"use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device={device!r} is not available: this torch sees no CUDA device; use 'cpu' or 'auto'")
@@ -72,7 +76,10 @@ class _Segment:
         self.first_page = first_page
         self.num_pages = num_pages
         self.page_size = page_size
-        self.data = torch.empty(num_pages * page_size, dtype=torch.uint8, device=device)
+        try:
+            self.data = torch.empty(num_pages * page_size, dtype=torch.uint8, device=device)
+        except RuntimeError as exc:  # torch.OutOfMemoryError is one; so is the CPU allocator's refusal
+            raise DeviceAllocationError(num_pages * page_size, device, exc) from exc
         self._typed: dict[torch.dtype, torch.Tensor] = {}
         self._host: np.ndarray | None = None
 
@@ -151,8 +158,8 @@ class PagedPool:
         FreeIndex, EventRing, Core = _impl.parts(self.core_kind)
         self._index = FreeIndex(cfg.fit)
         self._blocks: dict[int, Block] = {}
-        self._tags: dict[str | None, int] = {None: -1}
-        self._tag_names: list[str] = []
+        self._tags: dict[str, int] = {}  # live tags -> id; the core counts their blocks
+        self._tag_names: list[str | None] = []  # by id; None for an id no live block carries
         self.events = EventRing(cfg.event_capacity)
         # alloc/free bookkeeping: the block table (one slot per live block, flat columns the snapshot
         # reads without a loop), the counters, Block handles and their events (compiled, or _pycore)
@@ -168,6 +175,7 @@ class PagedPool:
         self.compactions_by_reason: dict[str, int] = {}
         self.last_compaction_reason: str | None = None
         self._policy_state: dict[str, Any] = {}
+        self._device_error: DeviceAllocationError | None = None  # the last growth the device refused
         self._add_segment(int(cfg.memory_pool_initial_size) // self.page_size)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ properties
@@ -256,13 +264,27 @@ class PagedPool:
         return segs[bisect_right(self._seg_firsts, page) - 1]
 
     def _grow_for(self, pages: int) -> bool:
+        self._device_error = None
         room = (int(self._config.max_size) - self.capacity_bytes) // self.page_size  # type: ignore[arg-type]
         want = max(self._config.pages_per_segment, pages)
         if want > room:
             want = room
         if want < pages:
             return False
-        seg = self._add_segment(want)
+        try:
+            seg = self._add_segment(want)
+        except DeviceAllocationError as exc:
+            if want == pages:
+                self._device_error = exc
+                log.warning("%s", exc)
+                return False
+            try:  # the device may still back just what this request needs
+                seg = self._add_segment(pages)
+            except DeviceAllocationError as exc2:
+                self._device_error = exc2
+                log.warning("%s", exc2)
+                return False
+        self._device_error = None
         self._record(EventKind.GROW, -1, seg.num_pages, 0.0, seg.sid)
         log.debug("pool grew by %d pages (segment %d)", want, seg.sid)
         return True
@@ -324,7 +346,12 @@ class PagedPool:
         dims = _normalise_shape(shape)
         if not isinstance(dtype, torch.dtype):
             raise TypeError(f"dtype={dtype!r} is not a torch.dtype (e.g. torch.float16)")
-        return self._alloc_valid(math.prod(dims) * dtype.itemsize, dtype, dims, tag)
+        nbytes = math.prod(dims) * dtype.itemsize
+        if nbytes <= _MAX_BYTES and math.prod(max(d, 1) for d in dims) * dtype.itemsize > _MAX_BYTES:
+            # an empty tensor whose strides would not fit int64: torch could not view it
+            raise ValueError(f"shape={dims!r} is not allowed: its strides reach past 2**62 bytes; keep the "
+                             f"product of the dimensions (zeros counted as 1) times the itemsize below that")
+        return self._alloc_valid(nbytes, dtype, dims, tag)
 
     def _alloc_bytes_checked(self, nbytes: Any, tag: Any) -> Block:
         if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
@@ -362,10 +389,12 @@ class PagedPool:
                 return start
         largest = idx.largest()
         self._record(EventKind.FAIL, -1, min(pages, _MAX_BYTES), 0.0, 0)  # events hold int64
+        device_error = self._device_error
+        limit = (f"the device refused a new segment ({device_error})" if device_error is not None else
+                 f"pool at max_size {format_size(int(self._config.max_size))}")  # type: ignore[arg-type]
         raise PoolExhausted(
             f"cannot allocate {pages} page(s) ({nbytes} bytes as {format_size(self.page_size)} pages): "
-            f"{idx.free_pages} page(s) free of {idx.total_pages}, largest free run {largest} page(s), "
-            f"pool at max_size {format_size(int(self._config.max_size))}"  # type: ignore[arg-type]
+            f"{idx.free_pages} page(s) free of {idx.total_pages}, largest free run {largest} page(s), {limit}"
             + ("" if self._config.compaction != "off" else "; compaction is off"),
             pages_requested=pages, free_pages=idx.free_pages, largest_free_run=largest,
         )
@@ -469,6 +498,9 @@ class PagedPool:
 
     def tick(self, now: float | None = None) -> CompactionReport | None:
         """Run the periodic trigger (and eager background steps); ``now`` defaults to ``pool.now()``."""
+        if now is not None and (isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now)):
+            raise ValueError(f"tick(now={now!r}) is not allowed: give a finite number of seconds (the caller's "
+                             f"clock, e.g. pool.now() or the simulator's time) or None for pool.now()")
         from ..compactor import _policy
 
         return _policy.tick(self, self.now() if now is None else now)

@@ -27,10 +27,19 @@ _ALLOC, _FREE = 0, 1
 
 
 class BlockBase:
-    """The fields of a `Block` (the compiled twin is `_core.BlockBase`)."""
+    """The fields of a `Block` (the compiled twin is `_core.BlockBase`). The public ones are read-only:
+    assigning ``num_pages`` (say) would make ``free`` release another block's pages."""
 
-    __slots__ = ("_freed", "_pins", "_pool", "_seg", "_slot", "_start", "_tensor", "created_s", "dtype", "id",
-                 "nbytes", "num_pages", "shape", "tag")
+    __slots__ = ("_created_s", "_dtype", "_freed", "_id", "_nbytes", "_num_pages", "_pins", "_pool", "_seg",
+                 "_shape", "_slot", "_start", "_tag", "_tensor")
+
+    id = property(lambda self: self._id, doc="The block's id in its pool (kept when compaction moves it).")
+    nbytes = property(lambda self: self._nbytes, doc="Bytes requested.")
+    num_pages = property(lambda self: self._num_pages, doc="Pages the block holds.")
+    tag = property(lambda self: self._tag, doc="The tag given at allocation, or None.")
+    dtype = property(lambda self: self._dtype, doc="The tensor's dtype.")
+    shape = property(lambda self: self._shape, doc="The tensor's shape.")
+    created_s = property(lambda self: self._created_s, doc="Allocation time, seconds since the pool's start.")
 
 
 class PyCore:
@@ -51,6 +60,8 @@ class PyCore:
         self._segments: list[Any] = []
         self._seg_firsts: list[int] = []
         self._slots_free: list[int] = []
+        self._tag_refs: list[int] = []  # live blocks per tag id
+        self._tag_free: list[int] = []  # tag ids no block carries any more (reused first)
         self._b_id = array("q")
         self._b_start = array("q")
         self._b_pages = array("q")
@@ -95,23 +106,20 @@ class PyCore:
             blk = self._block_type.__new__(self._block_type)
             bid = self.next_id
             self.next_id = bid + 1
-            blk.id = bid
-            blk.nbytes = nbytes
-            blk.num_pages = pages
-            blk.tag = tag
-            blk.dtype = dtype
-            blk.shape = shape
+            blk._id = bid
+            blk._nbytes = nbytes
+            blk._num_pages = pages
+            blk._tag = tag
+            blk._dtype = dtype
+            blk._shape = shape
             blk._pool = self._pool
             blk._seg = segs[0] if len(segs) == 1 else segs[bisect_right(self._seg_firsts, start) - 1]
             blk._start = start
             blk._tensor = None
             blk._freed = False
             blk._pins = 0
-            created = blk.created_s = t0 - self._t0
-            tag_id = self._tags.get(tag)
-            if tag_id is None:
-                tag_id = self._tags[tag] = len(self._tag_names)
-                self._tag_names.append(tag)
+            created = blk._created_s = t0 - self._t0
+            tag_id = self._tag_acquire(tag)
             if self._slots_free:
                 slot = self._slots_free.pop()
                 self._b_id[slot] = bid
@@ -158,12 +166,41 @@ class PyCore:
             slot = block._slot
             self._b_pages[slot] = 0  # pins are 0 too: a pinned block cannot be freed
             self._slots_free.append(slot)
+            self._tag_release(self._b_tag[slot])
             self.used_pages -= pages
             self.requested_bytes -= block.nbytes
             self.num_frees += 1
             self.seq += 1
             t1 = time.perf_counter()
             self._events.record((t1 - self._t0, _FREE, block.id, pages, t1 - t0, 0))
+
+    # Tag ids are reference-counted by the live blocks that carry them: a pool that sees a new tag
+    # per request keeps only the live ones (a released name's entry becomes None, its id is reused).
+    def _tag_acquire(self, tag: str | None) -> int:
+        if tag is None:
+            return -1
+        tag_id = self._tags.get(tag)
+        if tag_id is None:
+            if self._tag_free:
+                tag_id = self._tag_free.pop()
+                self._tag_names[tag_id] = tag
+                self._tag_refs[tag_id] = 0
+            else:
+                tag_id = len(self._tag_names)
+                self._tag_names.append(tag)
+                self._tag_refs.append(0)
+            self._tags[tag] = tag_id
+        self._tag_refs[tag_id] += 1
+        return tag_id
+
+    def _tag_release(self, tag_id: int) -> None:
+        if tag_id < 0:
+            return
+        self._tag_refs[tag_id] -= 1
+        if self._tag_refs[tag_id] == 0:
+            del self._tags[self._tag_names[tag_id]]
+            self._tag_names[tag_id] = None
+            self._tag_free.append(tag_id)
 
     def relocate(self, moves: Any) -> None:
         """Bookkeeping of moves: (block id, old first page, new first page), in order. All or nothing:

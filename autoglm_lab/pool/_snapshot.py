@@ -12,6 +12,8 @@ per segment (num_segments,)    segment_first_page, segment_num_pages  int64
 per block (num_blocks,)        block_id, block_first_page, block_num_pages, block_nbytes int64,
   (sorted by first page)       block_tag int32, block_pinned bool, block_created_s float64
 events                         EventArrays (time_s, kind, block_id, pages, latency_s, info)
+tags                           tuple: the name of each tag id; None for an id no live block carries
+                               (ids are reused once their last block is freed)
 ```
 
 ``seq`` counts the pool's mutations: two snapshots with the same ``seq`` show the same state.
@@ -61,7 +63,7 @@ class PoolSnapshot:
     block_tag: np.ndarray
     block_pinned: np.ndarray
     block_created_s: np.ndarray
-    tags: tuple[str, ...]
+    tags: tuple[str | None, ...]
     stats: PoolStats
     events_total: int
     event_rows: tuple[tuple[float, int, int, int, float, int], ...] = field(repr=False)

@@ -52,14 +52,16 @@ def _age_colors() -> list[str]:
 PALETTE: tuple[str, ...] = (*STATE_COLORS, *_tag_colors(), *_age_colors())
 
 
-def legend_for(mode: str, tags: tuple[str, ...] = (), max_tags: int = 6) -> list[list[str]]:
-    """[label, colour] pairs the page map shows next to its mode buttons."""
+def legend_for(mode: str, tags: tuple[str | None, ...] = (), max_tags: int = 6) -> list[list[str]]:
+    """[label, colour] pairs the page map shows next to its mode buttons (tag ids no live block
+    carries, None in a snapshot's ``tags``, are left out)."""
     free = ["free", STATE_COLORS[0]]
     if mode == "state":
         return [[label, color] for label, color in zip(STATE_LABELS, STATE_COLORS, strict=True)]
     if mode == "tag":
-        items = [[t, PALETTE[TAG_BASE + i % TAG_COLORS]] for i, t in enumerate(tags[:max_tags])]
-        if len(tags) > max_tags:
-            items.append([f"+{len(tags) - max_tags} more tags", "#94a3b8"])
+        live = [(i, t) for i, t in enumerate(tags) if t is not None]
+        items = [[t, PALETTE[TAG_BASE + i % TAG_COLORS]] for i, t in live[:max_tags]]
+        if len(live) > max_tags:
+            items.append([f"+{len(live) - max_tags} more tags", "#94a3b8"])
         return [free, ["untagged", STATE_COLORS[1]], *items]
     return [free, ["newest", PALETTE[AGE_BASE]], ["oldest", PALETTE[AGE_BASE + AGE_STEPS - 1]]]
