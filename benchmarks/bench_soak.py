@@ -46,7 +46,7 @@ def soak(pool: al.PagedPool, ops: int, rng: random.Random, live: list[al.Block])
         if i % 64 == 0:  # between 60 and 90 % used, alternately filling and draining
             used = pool.stats().used_pages / PAGES
             filling = used < 0.6 or (filling and used < 0.9)
-        if r < 0.96 and (filling if r < 0.72 else not filling) or not live:
+        if (r < 0.96 and (filling if r < 0.72 else not filling)) or not live:
             try:
                 live.append(pool.alloc_bytes(rng.randint(1, 16) * PAGE - rng.randrange(PAGE), tag=f"req-{i}"))
                 counts["alloc"] += 1
