@@ -7,6 +7,7 @@ that arrives from the dashboard, so a bad value is refused the same way wherever
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,18 +23,23 @@ _UNITS = {
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
+MAX_SIZE = (1 << 62) - 1  # the core counts bytes in int64
+
+
 def parse_size(value: int | str, *, name: str = "size") -> int:
     """Bytes from an int or a string such as ``"64KiB"``, ``"2MiB"``, ``"1.5GiB"`` or ``"4096"``."""
     if isinstance(value, bool):
         raise ValueError(f"{name}={value!r} is not a size: give bytes as an int or a string like '64KiB'")
     if isinstance(value, int):
+        if value > MAX_SIZE:
+            raise ValueError(f"{name}={value!r} is too large: sizes go up to 2**62 - 1 bytes (4 EiB)")
         return value
     if isinstance(value, str):
         m = _SIZE_RE.match(value)
         if m and m.group(2).lower() in _UNITS:
             nbytes = float(m.group(1)) * _UNITS[m.group(2).lower()]
-            if nbytes == int(nbytes):
-                return int(nbytes)
+            if math.isfinite(nbytes) and nbytes == int(nbytes):
+                return parse_size(int(nbytes), name=name)
         raise ValueError(
             f"{name}={value!r} is not a size: use an int or a number with a unit "
             f"(B, KiB, MiB, GiB, TiB, or KB, MB, GB), e.g. '64KiB'"
