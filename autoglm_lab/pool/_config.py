@@ -55,7 +55,7 @@ def format_size(nbytes: int) -> str:
     return f"{nbytes}B"
 
 
-_DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d{1,4})?|mps")  # fullmatch: "cpu\n" is not a device
+_DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d{1,4})?|mps|meta")  # fullmatch: "cpu\n" is not a device
 _CHOICES: dict[str, tuple[str, ...]] = {
     "fit": ("first", "best"),
     "coalesce": ("eager", "lazy"),
@@ -82,7 +82,8 @@ class PoolConfig:
     max_size: the pool grows by segments up to this many bytes (>= the initial size).
     segment_size: bytes of each later segment (default: the initial size); a request larger than
         it gets a segment of its own size.
-    device: "auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N".
+    device: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:N", "mps", or "meta" (books
+        only, no bytes: replaying a device larger than this machine).
     fit: "best" (smallest free run that fits) or "first" (lowest address that fits).
     coalesce: "eager" merges neighbouring free runs on free; "lazy" only when an allocation needs
         a larger run than the index holds.

@@ -251,3 +251,17 @@ def test_tick_names_a_bad_clock(now: object) -> None:
         pool.tick(now)  # type: ignore[arg-type]
     assert "finite number of seconds" in str(info.value)
     assert np.isfinite(pool.now())
+
+
+def test_a_meta_pool_keeps_the_books_of_a_device_larger_than_this_machine() -> None:
+    # bookkeeping only (replays of a big device's trace): no bytes exist, compaction still plans
+    pool = al.PagedPool(al.PoolConfig(page_size="2MiB", memory_pool_initial_size="80GiB", max_size="80GiB",
+                                      device="meta"))
+    blocks = [pool.alloc_bytes(3 << 20) for _ in range(200)]
+    for b in blocks[::2]:
+        pool.free(b)
+    assert pool.stats().free_runs > 1
+    report = pool.compact()
+    assert report.pages_moved == report.lower_bound_pages > 0
+    assert pool.stats().free_runs == 1 and blocks[1].tensor.device.type == "meta"
+    pool.check_invariants()
