@@ -8,13 +8,16 @@ autoglm-lab bench  [--quick | --only NAME]                  benchmark scripts or
 ```
 
 Errors (bad arguments, missing or malformed files, invalid settings) print one line on stderr and
-exit non-zero: 2 for usage errors, 1 for everything else. plotly and the simulator are imported by
-the commands that need them.
+exit non-zero: 2 for usage errors (argparse), 1 for the library's typed errors (ValueError,
+TypeError, OSError, the pool's errors); ``--debug`` shows their traceback instead. Any other
+exception is a bug and keeps its traceback. plotly and the simulator are imported by the commands
+that need them.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import subprocess
 import sys
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from .workload import ServingSim
 
 PROG = "autoglm-lab"
+log = logging.getLogger(__name__)
 _REPO = Path(__file__).resolve().parents[1]  # a source checkout: `bench` runs its benchmarks/ scripts
 DEFAULT_SPACE = {
     "memory_pool_initial_size": ["2MiB", "4MiB"],
@@ -112,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    ap.add_argument("--debug", action="store_true", help="on an error, show the Python traceback")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("demo", help="run the default demo headless and write an HTML report",
@@ -213,8 +218,18 @@ def _print_summary(summary: dict[str, Any]) -> None:
                    for k in keys))
 
 
+def _check_outputs(args: argparse.Namespace, *options: str) -> None:
+    """Refuse an output path that cannot be a file before a long run, not after it."""
+    for option in options:
+        path = getattr(args, option)
+        if path is not None and path.is_dir():
+            raise CliError(f"--{option} {str(path)!r} is a directory: give a file path")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .workload import demo_setup, shipped_trace_path
+
+    _check_outputs(args, "out")
 
     pool, sim = demo_setup(kv_layout=args.kv_layout, seed=args.seed)
     source = shipped_trace_path().name
@@ -240,6 +255,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     if not args.trace.is_file():
         raise CliError(f"trace file {str(args.trace)!r} does not exist")
+    _check_outputs(args, "out", "csv")
     cfg = _pool_config(args)
     serving = ServingConfig(kv_layout=args.kv_layout, cache_reuse_strategy=args.cache_reuse, seed=args.seed)
     requests = load_trace(args.trace, limit=args.limit, time_scale=args.time_scale, token_scale=args.token_scale)
@@ -263,9 +279,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from .tuning import Workload, tune
 
+    names = [name for name, _ in args.param or ()]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise CliError(f"--param {', '.join(twice)} given more than once: list all values in one --param NAME=V1,V2")
     space = dict(args.param) if args.param else DEFAULT_SPACE
     if args.trace is not None and not args.trace.is_file():
         raise CliError(f"trace file {str(args.trace)!r} does not exist")
+    _check_outputs(args, "out", "html")
     workload = Workload(trace=None if args.trace is None else str(args.trace), steps=args.steps,
                         num_sessions=args.sessions, rate_per_s=args.rate, seed=args.seed)
     client = None
@@ -367,14 +388,21 @@ def _quick_bench() -> int:
 # ---------------------------------------------------------------------- entry point
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (errors: one line on stderr)."""
+    from .pool import PoolError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
-    except (CliError, ValueError, TypeError, OSError, MemoryError, RuntimeError) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    # the typed errors of bad input; other exception types are bugs and keep their traceback
+    except (CliError, PoolError, ValueError, TypeError, OSError, MemoryError, RuntimeError) as err:
+        if args.debug:
+            raise
+        log.debug("%s %s failed", PROG, args.command, exc_info=True)
+        text = str(err).strip()
+        message = text.splitlines()[0] if text else type(err).__name__
         sys.stderr.write(f"{PROG} {args.command}: error: {message}\n")
         return 1
 

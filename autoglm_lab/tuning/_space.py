@@ -24,7 +24,7 @@ from ..pool import PoolConfig
 from ..workload import ServingConfig
 
 __all__ = ["Trial", "normalise_space", "grid_trials", "random_trials", "build_configs", "POOL_FIELDS",
-           "SERVING_FIELDS", "DEFAULT_POOL", "DEFAULT_SERVING"]
+           "SERVING_FIELDS", "DEFAULT_POOL", "DEFAULT_SERVING", "MAX_TRIALS"]
 
 POOL_FIELDS = frozenset(f.name for f in dataclasses.fields(PoolConfig) if not f.name.startswith("_"))
 SERVING_FIELDS = frozenset(f.name for f in dataclasses.fields(ServingConfig))
@@ -32,6 +32,7 @@ SERVING_FIELDS = frozenset(f.name for f in dataclasses.fields(ServingConfig))
 DEFAULT_POOL = PoolConfig(page_size="16KiB", memory_pool_initial_size="4MiB", max_size=None, device="cpu")
 DEFAULT_SERVING = ServingConfig(kv_layout="contiguous", compute="none", cache_reuse_strategy="lru")
 _MAX_ENUMERATED = 1_000_000
+MAX_TRIALS = 100_000  # every trial's configs are built up front; a sweep this long is a typo
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,14 @@ class Trial:
 
 def normalise_space(space: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
     """name -> non-empty tuple of values; unknown names and empty lists raise ``ValueError``."""
-    if not isinstance(space, Mapping) or not space:
+    if not isinstance(space, Mapping):
+        raise TypeError(f"space must be a non-empty mapping of PoolConfig/ServingConfig field -> values, "
+                        f"not {type(space).__name__}")
+    if not space:
         raise ValueError("space must be a non-empty mapping of PoolConfig/ServingConfig field -> values")
     out: dict[str, tuple[Any, ...]] = {}
     for name, values in space.items():
-        if name not in POOL_FIELDS and name not in SERVING_FIELDS:
+        if not isinstance(name, str) or (name not in POOL_FIELDS and name not in SERVING_FIELDS):
             known = ", ".join(sorted(POOL_FIELDS | SERVING_FIELDS))
             raise ValueError(f"space has unknown parameter {name!r}; use PoolConfig or ServingConfig fields: {known}")
         vals = tuple(values) if isinstance(values, list | tuple | range) else (values,)
@@ -127,6 +131,9 @@ def grid_trials(space: Mapping[str, Any], pool: PoolConfig, serving: ServingConf
                 n_trials: int | None = None) -> list[Trial]:
     norm = normalise_space(space)
     size = grid_size(norm)
+    if size > MAX_TRIALS:
+        raise ValueError(f"the grid has {size:,} points, more than the {MAX_TRIALS:,} a sweep may run: shrink the "
+                         f"space or use method='random'")
     if n_trials is not None and n_trials < size:
         raise ValueError(f"the grid has {size} points but n_trials={n_trials}: raise n_trials, shrink the space "
                          f"or use method='random'")

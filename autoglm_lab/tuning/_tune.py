@@ -24,7 +24,7 @@ from ..pool import PoolConfig
 from ..workload import ServingConfig
 from . import _trial as _trial_module
 from ._pareto import Objective, objective_scores, pareto_front
-from ._space import DEFAULT_POOL, DEFAULT_SERVING, Trial, build_configs, grid_trials, random_trials
+from ._space import DEFAULT_POOL, DEFAULT_SERVING, MAX_TRIALS, Trial, build_configs, grid_trials, random_trials
 from ._trial import WALL_COLUMNS, run_trial
 from ._workload import Workload
 
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 __all__ = ["tune", "TuneResult", "default_executor"]
+
+_MAX_WORKERS = 1024
 
 
 @dataclass(frozen=True)
@@ -114,17 +116,36 @@ def tune(space: Mapping[str, Any], workload: Workload | None = None, *, objectiv
     executor: any `concurrent.futures.Executor` (e.g. a Dask ``client.get_executor()``); None starts a
         process pool of ``max_workers`` (default 2) for this call; "serial" runs in this process.
     pool_config, serving_config: the base configs the space's values replace (defaults: a fixed
-        4 MiB CPU pool of 16 KiB pages; contiguous KV, LRU reuse, compute="none").
+        4 MiB CPU pool of 16 KiB pages; contiguous KV, LRU reuse, compute="none"); a `PoolConfig` /
+        `ServingConfig`, not a dict (TypeError).
+    Bad arguments raise TypeError/ValueError naming the argument before any trial runs.
     """
     wl = Workload() if workload is None else workload
     if not isinstance(wl, Workload):
-        raise TypeError(f"workload must be a Workload, not {type(wl).__name__}")
+        raise TypeError(f"workload={_short(wl)} is not allowed: use a Workload, not {type(wl).__name__}")
     base_pool = DEFAULT_POOL if pool_config is None else pool_config
     base_serving = DEFAULT_SERVING if serving_config is None else serving_config
+    # configs, not dicts: a dict would leave open which base its fields change (use the space for that)
+    for name, value, kind in (("pool_config", base_pool, PoolConfig), ("serving_config", base_serving, ServingConfig)):
+        if not isinstance(value, kind):
+            raise TypeError(f"{name}={_short(value)} is not allowed: use None or a {kind.__name__}, not "
+                            f"{type(value).__name__} (e.g. {kind.__name__}(**fields), or put the fields to vary "
+                            f"in the space)")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r} is not allowed: use an integer >= 0")
-    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
-        raise ValueError(f"n_trials={n_trials!r} is not allowed: use None or an integer >= 1")
+    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int)
+                                 or not 1 <= n_trials <= MAX_TRIALS):
+        raise ValueError(f"n_trials={n_trials!r} is not allowed: use None or an integer from 1 to {MAX_TRIALS:,}")
+    if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)
+                                    or not 1 <= max_workers <= _MAX_WORKERS):
+        raise ValueError(f"max_workers={max_workers!r} is not allowed: use None or an integer from 1 to "
+                         f"{_MAX_WORKERS}")
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress={progress!r} is not allowed: use True or False")
+    if not (executor is None or executor == "serial" or isinstance(executor, cf.Executor)
+            or (not isinstance(executor, str) and hasattr(executor, "submit"))):
+        raise TypeError(f"executor={_short(executor)} is not allowed: executor must be a "
+                        f"concurrent.futures.Executor, 'serial' or None, not {type(executor).__name__}")
     if method == "grid":
         trials = grid_trials(space, base_pool, base_serving, n_trials)
     elif method == "random":
@@ -138,6 +159,11 @@ def tune(space: Mapping[str, Any], workload: Workload | None = None, *, objectiv
     table = pd.DataFrame(sorted(rows, key=lambda r: r["trial"]))
     return TuneResult(table, {k: list(v) if isinstance(v, list | tuple | range) else v for k, v in space.items()},
                       objective, base_pool, base_serving, wl, method, seed, params)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _metric_names() -> list[str]:
@@ -156,9 +182,6 @@ def _run_all(trials: list[Trial], wl: Workload, executor: cf.Executor | str | No
                 rows.append(run_trial(t, wl))
                 bar.update(1)
             return rows
-        if executor is not None and not isinstance(executor, cf.Executor) and not hasattr(executor, "submit"):
-            raise TypeError(f"executor must be a concurrent.futures.Executor, 'serial' or None, "
-                            f"not {type(executor).__name__}")
         own = executor is None
         ex = default_executor(max_workers) if own else executor
         try:

@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from ..workload import Request, load_trace, synthetic_requests
+from ..workload._requests import check_synthetic_args
 
 __all__ = ["Workload"]
+
+_SYNTHETIC_FIELDS = ("num_sessions", "rate_per_s", "prompt_median", "output_median", "turns_mean",
+                     "think_time_s", "max_tokens", "seed")
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class Workload:
         for name in ("time_scale", "token_scale"):
             if not _positive(getattr(self, name)):
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: use a finite number > 0")
+        if self.trace is None:  # the synthetic fields are ignored for a trace
+            check_synthetic_args(**{n: getattr(self, n) for n in _SYNTHETIC_FIELDS})
 
     def requests(self) -> list[Request]:
         """The request list (cached per process: trials of one sweep share it)."""
@@ -70,7 +76,9 @@ class Workload:
         """Build the requests once, so a missing trace or a bad parameter fails before any trial runs."""
         if self.trace is not None and not Path(self.trace).is_file():
             raise FileNotFoundError(f"trace file {self.trace!r} does not exist")
-        _requests(self)
+        if not _requests(self):
+            what = f"trace file {self.trace!r}" if self.trace is not None else f"num_sessions={self.num_sessions}"
+            raise ValueError(f"{what} gives no requests: every trial would serve nothing")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,14 +12,14 @@ from ._demo import demo_requests, demo_setup, shipped_trace_path
 from ._kv import ContiguousKV, KVLayout, PagedKV, SeqKV
 from ._model import ModelConfig, TinyGLM
 from ._records import RECENT_KEYS, StepRecord
-from ._requests import Request, synthetic_requests
+from ._requests import MAX_ARRIVAL_S, MAX_TOKENS, Request, check_requests, synthetic_requests
 from ._sim import ServingSim
 from ._trace import TraceError, load_trace
 
 __all__ = [
     "ServingSim", "ServingConfig", "StepRecord", "RECENT_KEYS",
     "TinyGLM", "ModelConfig",
-    "Request", "synthetic_requests", "load_trace", "TraceError",
+    "Request", "synthetic_requests", "check_requests", "load_trace", "TraceError", "MAX_TOKENS", "MAX_ARRIVAL_S",
     "KVLayout", "ContiguousKV", "PagedKV", "SeqKV",
     "demo_setup", "demo_requests", "shipped_trace_path",
 ]

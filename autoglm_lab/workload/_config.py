@@ -40,6 +40,8 @@ _FLOATS: dict[str, tuple[float, bool]] = {
     "copy_bytes_per_s": (0.0, False),
 }
 _STRICT = {"cache_ttl_s", "session_timeout_s", "request_rate_scale", "copy_bytes_per_s"}
+# name -> (low, high) for floats with a range: beyond it the simulated clocks overflow or stop resolving steps
+_RANGES: dict[str, tuple[float, float]] = {"request_rate_scale": (1e-6, 1e6)}
 # ServingConfig field -> ModelConfig field
 MODEL_FIELDS = {
     "num_layers": "num_layers", "hidden_size": "hidden_size", "num_heads": "num_heads",
@@ -63,7 +65,7 @@ class ServingConfig:
     cache_reuse_strategy: "none" frees KV when a turn ends; "lru" keeps it for the session's next
         turn and evicts least recently used under memory pressure; "ttl" keeps it ``cache_ttl_s``.
     prewarm: recompute the evicted KV of hot (multi-turn) sessions when memory is free again.
-    request_rate_scale: arrivals come this many times faster than the trace says.
+    request_rate_scale: arrivals come this many times faster than the trace says (1e-6 to 1e6).
     leak_sessions: the bug switch: closed sessions forget to free their KV (for teaching).
     seed: seeds the model weights and the token ids.
     num_layers ... model_dtype: sizes of the `TinyGLM` (its KV bytes per token).
@@ -124,6 +126,9 @@ class ServingConfig:
                 bound = f"> {low}" if strict else f">= {low}"
                 none = " or None" if optional else ""
                 raise ValueError(f"{name}={value!r} is not allowed: use a finite number {bound}{none}")
+            if name in _RANGES and not _RANGES[name][0] <= value <= _RANGES[name][1]:
+                low_r, high_r = _RANGES[name]
+                raise ValueError(f"{name}={value!r} is not allowed: use a number from {low_r:g} to {high_r:g}")
             object.__setattr__(self, name, float(value))
         self.model_config()  # cross-field checks (heads vs kv heads, even head_dim)
 

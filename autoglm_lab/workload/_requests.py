@@ -1,24 +1,68 @@
-"""`Request` and `synthetic_requests`: seeded Poisson arrivals, log-normal lengths, multi-turn sessions."""
+"""`Request` and `synthetic_requests`: seeded Poisson arrivals, log-normal lengths, multi-turn sessions.
+
+Every `Request` is validated when it is made (`Request.__post_init__`), whichever entry point made it
+(a trace, `synthetic_requests`, a notebook), and `check_requests` validates a list as a whole.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Request", "synthetic_requests"]
+__all__ = ["Request", "synthetic_requests", "check_requests", "MAX_TOKENS", "MAX_ARRIVAL_S"]
+
+# The largest ServingConfig.max_context_length: a longer prompt could never be served.
+MAX_TOKENS = 1 << 24
+# About 32 years; beyond that a float clock no longer resolves microseconds.
+MAX_ARRIVAL_S = 1e9
+MAX_SESSIONS = 10_000_000
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+def _check_int(name: str, value: object, low: int, high: int, where: str = "") -> None:
+    if not _is_int(value):
+        raise TypeError(f"{where}{name}={value!r} is not allowed: use an integer from {low:,} to {high:,}")
+    if not low <= value <= high:  # type: ignore[operator]
+        raise ValueError(f"{where}{name}={value!r} is not allowed: use an integer from {low:,} to {high:,}")
+
+
+def _check_float(name: str, value: object, low: float, high: float, where: str = "", *,
+                 strict: bool = False) -> None:
+    bound = f"> {_num(low)}" if strict else f">= {_num(low)}"
+    allowed = f"use a finite number {bound} and <= {_num(high)}"
+    if not _is_number(value):
+        raise TypeError(f"{where}{name}={value!r} is not allowed: {allowed}")
+    ok = math.isfinite(value) and (value > low if strict else value >= low) and value <= high  # type: ignore[arg-type]
+    if not ok:
+        raise ValueError(f"{where}{name}={value!r} is not allowed: {allowed}")
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One turn of a conversation.
+    """One turn of a conversation (validated on creation: TypeError/ValueError naming the field).
 
-    arrival_s: seconds from the start of the workload (NaN for a follow-up turn, which arrives
-        ``think_time_s`` after the turn it ``follows`` has finished).
-    prompt_tokens: the whole prompt, of which the first ``prefix_tokens`` are the conversation so
-        far (a cached KV of the session's previous turn can stand in for them).
-    output_tokens: tokens to generate.
+    id: an integer >= 0, unique within a workload.
+    arrival_s: seconds from the start of the workload, finite, from 0 to `MAX_ARRIVAL_S`; NaN for a
+        follow-up turn, which arrives ``think_time_s`` after the turn it ``follows`` has finished.
+    prompt_tokens: the whole prompt (1 to `MAX_TOKENS`), of which the first ``prefix_tokens`` are the
+        conversation so far (a cached KV of the session's previous turn can stand in for them).
+    output_tokens: tokens to generate (1 to `MAX_TOKENS`).
+    session_id, turn: integers >= 0; follows: None or the id of the previous turn.
+    think_time_s: finite, from 0 to `MAX_ARRIVAL_S`.
     """
 
     id: int
@@ -31,9 +75,91 @@ class Request:
     follows: int | None = None
     think_time_s: float = 0.0
 
+    def __post_init__(self) -> None:
+        where = "Request: "
+        _check_int("id", self.id, 0, 2**63 - 1, where)
+        _check_int("prompt_tokens", self.prompt_tokens, 1, MAX_TOKENS, where)
+        _check_int("output_tokens", self.output_tokens, 1, MAX_TOKENS, where)
+        _check_int("session_id", self.session_id, 0, 2**63 - 1, where)
+        _check_int("turn", self.turn, 0, 2**63 - 1, where)
+        _check_int("prefix_tokens", self.prefix_tokens, 0, self.prompt_tokens, where)
+        if self.follows is not None:
+            _check_int("follows", self.follows, 0, 2**63 - 1, where)
+            if self.follows == self.id:
+                raise ValueError(f"{where}follows={self.follows!r} is not allowed: a turn cannot follow itself")
+        _check_float("think_time_s", self.think_time_s, 0.0, MAX_ARRIVAL_S, where)
+        # A first turn's arrival drives the clock (NaN or inf would stall it); a follow-up's is unused.
+        if self.follows is not None and _is_number(self.arrival_s) and math.isnan(self.arrival_s):
+            return
+        try:
+            _check_float("arrival_s", self.arrival_s, 0.0, MAX_ARRIVAL_S, where)
+        except (TypeError, ValueError) as err:
+            extra = " (NaN only for a follow-up turn, one with follows set)" if self.follows is None else " or NaN"
+            raise type(err)(f"{err}{extra}") from None
+
+
+def check_requests(requests: Iterable[Request]) -> list[Request]:
+    """``requests`` as a list, after checking it as a whole: Request items (TypeError naming the
+    index), unique ids, and every follow-up turn reachable from a first turn (ValueError)."""
+    if isinstance(requests, Request | str | bytes) or not isinstance(requests, Iterable):
+        raise TypeError(f"requests must be an iterable of Request, not {type(requests).__name__}")
+    reqs = list(requests)
+    by_id: dict[int, int] = {}
+    for i, r in enumerate(reqs):
+        if not isinstance(r, Request):
+            raise TypeError(f"requests[{i}]={r!r} is not allowed: use a Request, not {type(r).__name__}")
+        if r.id in by_id:
+            raise ValueError(f"requests[{i}]: id={r.id} is not allowed: requests[{by_id[r.id]}] has the same id; "
+                             f"ids must be unique")
+        by_id[r.id] = i
+    successor: dict[int, int] = {}
+    for i, r in enumerate(reqs):
+        if r.follows is None:
+            continue
+        if r.follows not in by_id:
+            raise ValueError(f"requests[{i}]: follows={r.follows} is not allowed: no request has that id")
+        if r.follows in successor:
+            raise ValueError(f"requests[{i}]: follows={r.follows} is not allowed: requests[{successor[r.follows]}] "
+                             f"already follows that turn (one follow-up per turn)")
+        successor[r.follows] = i
+    # walk each conversation from its first turn: a chain without one (a cycle) would never arrive
+    reached: set[int] = set()
+    for i, r in enumerate(reqs):
+        j: int | None = i if r.follows is None else None
+        while j is not None:
+            reached.add(j)
+            j = successor.get(reqs[j].id)
+    if len(reached) != len(reqs):
+        stuck = next(i for i in range(len(reqs)) if i not in reached)
+        raise ValueError(f"requests[{stuck}]: follows={reqs[stuck].follows} is not allowed: its chain of turns "
+                         f"never reaches a first turn (follows=None), so it would never arrive")
+    return reqs
+
 
 def _lognormal(rng: np.random.Generator, median: float, sigma: float, low: int, high: int) -> int:
-    return int(min(high, max(low, round(rng.lognormal(math.log(median), sigma)))))
+    # clip before rounding: a huge sigma can draw inf, which round() refuses
+    return round(float(min(high, max(low, rng.lognormal(math.log(median), sigma)))))
+
+
+# argument of synthetic_requests -> its check
+_SYNTHETIC_CHECKS: dict[str, Callable[[str, object], None]] = {
+    "num_sessions": lambda n, v: _check_int(n, v, 0, MAX_SESSIONS),
+    "max_tokens": lambda n, v: _check_int(n, v, 1, MAX_TOKENS),
+    "rate_per_s": lambda n, v: _check_float(n, v, 0.0, 1e9, strict=True),
+    "prompt_median": lambda n, v: _check_float(n, v, 0.0, MAX_TOKENS, strict=True),
+    "output_median": lambda n, v: _check_float(n, v, 0.0, MAX_TOKENS, strict=True),
+    "prompt_sigma": lambda n, v: _check_float(n, v, 0.0, 100.0),
+    "output_sigma": lambda n, v: _check_float(n, v, 0.0, 100.0),
+    "turns_mean": lambda n, v: _check_float(n, v, 1.0, 1000.0),
+    "think_time_s": lambda n, v: _check_float(n, v, 0.0, MAX_ARRIVAL_S, strict=True),
+    "seed": lambda n, v: _check_int(n, v, 0, 2**63 - 1),
+}
+
+
+def check_synthetic_args(**args: object) -> None:
+    """Check the given arguments of `synthetic_requests` (shared with `tuning.Workload`)."""
+    for name, value in args.items():
+        _SYNTHETIC_CHECKS[name](name, value)
 
 
 def synthetic_requests(num_sessions: int = 200, *, rate_per_s: float = 4.0, prompt_median: int = 256,
@@ -45,30 +171,36 @@ def synthetic_requests(num_sessions: int = 200, *, rate_per_s: float = 4.0, prom
     Lengths are log-normal around the medians (clipped to ``[1, max_tokens]``). A follow-up turn
     arrives after an exponential think time (mean ``think_time_s``) and its prompt is the whole
     conversation so far plus a new user message.
+    Bad arguments raise TypeError/ValueError naming the argument, the value and what is allowed,
+    also when they would only produce an invalid request later (arrivals past `MAX_ARRIVAL_S`,
+    conversations longer than `MAX_TOKENS`).
     """
-    if isinstance(num_sessions, bool) or not isinstance(num_sessions, int) or num_sessions < 0:
-        raise ValueError(f"num_sessions={num_sessions!r} is not allowed: use an integer >= 0")
-    for name, value in (("rate_per_s", rate_per_s), ("prompt_median", prompt_median),
-                        ("output_median", output_median), ("think_time_s", think_time_s)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise ValueError(f"{name}={value!r} is not allowed: use a finite number > 0")
-    if not (isinstance(turns_mean, int | float) and 1.0 <= turns_mean <= 1000):
-        raise ValueError(f"turns_mean={turns_mean!r} is not allowed: use a number from 1 to 1000")
+    check_synthetic_args(num_sessions=num_sessions, rate_per_s=rate_per_s, prompt_median=prompt_median,
+                         prompt_sigma=prompt_sigma, output_median=output_median, output_sigma=output_sigma,
+                         turns_mean=turns_mean, think_time_s=think_time_s, max_tokens=max_tokens, seed=seed)
     rng = np.random.default_rng(seed)
     out: list[Request] = []
     t = 0.0
     for sid in range(num_sessions):
         t += rng.exponential(1.0 / rate_per_s)
+        if t > MAX_ARRIVAL_S:
+            raise ValueError(f"rate_per_s={rate_per_s!r} is too low for num_sessions={num_sessions}: session {sid} "
+                             f"would arrive after {_num(MAX_ARRIVAL_S)} s, the latest a Request allows")
         turns = 1 + int(rng.poisson(turns_mean - 1.0))
         context, prev = 0, None
         for turn in range(turns):
             new = _lognormal(rng, prompt_median, prompt_sigma, 1, max_tokens)
             gen = _lognormal(rng, output_median, output_sigma, 1, max_tokens)
+            if context + new > MAX_TOKENS:
+                raise ValueError(f"max_tokens={max_tokens} with turns_mean={turns_mean!r} gives session {sid} a "
+                                 f"{context + new}-token prompt at turn {turn}; a Request allows at most "
+                                 f"{MAX_TOKENS:,}: lower max_tokens, the medians or turns_mean")
+            think = 0.0 if prev is None else min(MAX_ARRIVAL_S, float(rng.exponential(think_time_s)))
             rid = len(out)
             out.append(Request(
                 id=rid, arrival_s=t if prev is None else math.nan, prompt_tokens=context + new,
                 output_tokens=gen, session_id=sid, turn=turn, prefix_tokens=context, follows=prev,
-                think_time_s=0.0 if prev is None else float(rng.exponential(think_time_s)),
+                think_time_s=think,
             ))
             context += new + gen
             prev = rid

@@ -28,7 +28,7 @@ from ._config import MODEL_FIELDS, ServingConfig
 from ._kv import KVHandle, KVLayout, SeqKV, make_layout
 from ._model import TinyGLM
 from ._records import FIELDS, RECENT_KEYS, StepColumns, StepRecord, reason_code
-from ._requests import Request
+from ._requests import Request, check_requests
 from ._scheduler import Scheduler, Seq
 from ._summary import summarise
 
@@ -51,10 +51,7 @@ class ServingSim:
         self.pool = pool
         self._config = cfg
         self.tag = tag
-        reqs = sorted(requests, key=lambda r: (math.isnan(r.arrival_s), r.arrival_s, r.id))
-        for r in reqs:
-            if not isinstance(r, Request):
-                raise TypeError(f"requests must be Request objects, got {type(r).__name__}")
+        reqs = sorted(check_requests(requests), key=lambda r: (math.isnan(r.arrival_s), r.arrival_s, r.id))
         self.requests = reqs
         self._firsts = [r for r in reqs if r.follows is None]
         self._next_turn = {r.follows: r for r in reqs if r.follows is not None}
@@ -289,16 +286,20 @@ class ServingSim:
 
     def _idle_skip(self) -> None:
         """Nothing to run: jump the clock to the next arrival."""
-        nxt = math.inf
+        nxt = arrival_at = math.inf
         if self._arrival_i < len(self._firsts):
-            ahead = self._firsts[self._arrival_i].arrival_s - self.trace_clock
-            nxt = self.clock + ahead / self._config.request_rate_scale
+            arrival = self._firsts[self._arrival_i].arrival_s
+            nxt = arrival_at = self.clock + (arrival - self.trace_clock) / self._config.request_rate_scale
         if self._followups:
             nxt = min(nxt, self._followups[0][0])
         if not math.isfinite(nxt) and self._until is not None:  # nothing left: let idle sessions time out
             nxt = self._until
+        before = (self.clock, self.trace_clock)
         if math.isfinite(nxt) and nxt > self.clock:
             self._advance(nxt - self.clock)
+        if nxt == arrival_at and math.isfinite(nxt) and (self.clock, self.trace_clock) == before:
+            # the gap to the arrival is below the clocks' float resolution: land on it, or run() never ends
+            self.trace_clock = arrival
 
     def _advance(self, dt: float) -> None:
         self.clock += dt
@@ -341,7 +342,9 @@ class ServingSim:
             return
         ses.active += 1
         self._idle.pop(key, None)
-        req = Request(id=-1, arrival_s=self.clock, prompt_tokens=tokens, output_tokens=0, session_id=ses.sid)
+        # only prompt_tokens matters: the Seq carries the arrival, and a prewarm turn ends once its
+        # prompt has KV (see _end_turn)
+        req = Request(id=0, arrival_s=0.0, prompt_tokens=tokens, output_tokens=1, session_id=ses.sid)
         self.sched.waiting.append(Seq(req, ses, self.clock, prewarm=True))
 
     # ------------------------------------------------------------------ finishing
@@ -518,8 +521,10 @@ class ServingSim:
         unless ``progress=False``. Returns `summary()`."""
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
             raise ValueError(f"steps={steps!r} is not allowed: use None or an integer >= 0")
-        if until is not None and (isinstance(until, bool) or not isinstance(until, int | float) or math.isnan(until)):
-            raise ValueError(f"until={until!r} is not allowed: use None or a number of seconds")
+        # an infinite `until` would keep the loop going after the last request
+        if until is not None and (isinstance(until, bool) or not isinstance(until, int | float)
+                                  or not math.isfinite(until)):
+            raise ValueError(f"until={until!r} is not allowed: use None or a finite number of seconds")
         bar = tqdm(total=steps, disable=not progress, unit="step", desc="serving", leave=False)
         self._until = until
         try:

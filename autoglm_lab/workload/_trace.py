@@ -4,6 +4,11 @@ Timestamps look like ``2023-11-16 18:15:46.6805900`` (seven fractional digits, w
 `datetime.fromisoformat` of Python 3.10 refuses, so they are parsed by hand). Arrival times become
 seconds since the first request; ``time_scale`` compresses them and ``token_scale`` shrinks token
 counts, so a one-hour trace fits a CPU demo.
+
+Limits: the file is UTF-8 text (an optional BOM is accepted), a field is at most 128 KiB, a token
+count is an integer from 1 to `MAX_TOKENS` before and after scaling, and a scaled arrival is at
+most `MAX_ARRIVAL_S`. Anything else raises `TraceError` naming the file, line and field; nothing is
+returned from a file with a bad row.
 """
 
 from __future__ import annotations
@@ -15,76 +20,135 @@ from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
 
-from ._requests import Request
+from ._requests import MAX_ARRIVAL_S, MAX_TOKENS, Request
 
 __all__ = ["load_trace", "TraceError"]
 
 HEADER = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
-_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?$")
+_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?$", re.ASCII)
+_INT = re.compile(r"^[+-]?[0-9]+$")
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of non-UTF-8 bytes
+_MAX_FIELD = 128 * 1024  # the csv module's default field_size_limit, stated
+_MAX_SHOWN = 60
 
 
 class TraceError(ValueError):
     """A trace file that does not follow the schema; the message names the file and line."""
 
 
+def _show(text: str) -> str:
+    """``repr`` of a field, shortened: a bad field may be 128 KiB long."""
+    if len(text) > _MAX_SHOWN:
+        return f"{text[:_MAX_SHOWN]!r}... ({len(text):,} characters)"
+    return repr(text)
+
+
 def _timestamp(text: str) -> float:
     m = _TS.match(text.strip())
     if m is None:
-        raise ValueError(f"TIMESTAMP {text!r} is not 'YYYY-MM-DD HH:MM:SS.fffffff'")
-    base = datetime.fromisoformat(m.group(1).replace("T", " ")).replace(tzinfo=timezone.utc)
+        raise ValueError(f"TIMESTAMP {_show(text)} is not allowed: use 'YYYY-MM-DD HH:MM:SS.fffffff'")
+    try:
+        base = datetime.fromisoformat(m.group(1).replace("T", " ")).replace(tzinfo=timezone.utc)
+    except ValueError as err:
+        raise ValueError(f"TIMESTAMP {_show(text)} is not a date: {err}") from None
     frac = m.group(2) or "0"
     return base.timestamp() + int(frac) / 10 ** len(frac)
 
 
-def _count(text: str, name: str, low: int) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise ValueError(f"{name} {text!r} is not an integer") from None
-    if value < low:
-        raise ValueError(f"{name} {value} is below {low}")
+def _count(text: str, name: str) -> int:
+    allowed = f"use an integer from 1 to {MAX_TOKENS:,}"
+    digits = text.strip()
+    if not _INT.match(digits):
+        raise ValueError(f"{name} {_show(text)} is not an integer: {allowed}")
+    if len(digits) > 20:  # before int(): thousands of digits are slow to convert, then refused anyway
+        raise ValueError(f"{name} {_show(text)} is not allowed: {allowed}")
+    value = int(digits)
+    if value < 1:
+        raise ValueError(f"{name} {value} is below 1: {allowed}")
+    if value > MAX_TOKENS:
+        raise ValueError(f"{name} {value} is above {MAX_TOKENS:,}: {allowed}")
     return value
+
+
+def _check_args(token_scale: object, time_scale: object, limit: object, min_tokens: object) -> None:
+    for name, value in (("token_scale", token_scale), ("time_scale", time_scale)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{name}={value!r} is not allowed: use a finite number > 0")
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name}={value!r} is not allowed: use a finite number > 0")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit={limit!r} is not allowed: use None or an integer >= 0")
+    if isinstance(min_tokens, bool) or not isinstance(min_tokens, int) or not 1 <= min_tokens <= MAX_TOKENS:
+        raise ValueError(f"min_tokens={min_tokens!r} is not allowed: use an integer from 1 to {MAX_TOKENS:,}")
 
 
 def load_trace(path: str | PathLike[str], *, token_scale: float = 1.0, time_scale: float = 1.0,
                limit: int | None = None, min_tokens: int = 1) -> list[Request]:
     """Requests of a trace CSV, arrivals in seconds from the first row, sorted by arrival.
 
-    token_scale: multiply ContextTokens and GeneratedTokens (rounded, at least ``min_tokens``).
+    token_scale: multiply ContextTokens and GeneratedTokens (rounded, at least ``min_tokens``, an
+        integer from 1 to `MAX_TOKENS`).
     time_scale: divide arrival times (10 = ten times faster); `ServingConfig.request_rate_scale`
         does the same while a simulation runs.
     limit: read at most this many requests.
-    Raises `TraceError` (a ValueError) naming the line of the first bad row.
+    Raises `TraceError` (a ValueError) naming the file, the line and the field of the first bad row
+    (see the module docstring for the limits), ValueError/TypeError for a bad argument and OSError
+    for a file that cannot be read.
     """
-    for name, value in (("token_scale", token_scale), ("time_scale", time_scale)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{name}={value!r} is not allowed: use a finite number > 0")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"limit={limit!r} is not allowed: use None or an integer >= 0")
+    _check_args(token_scale, time_scale, limit, min_tokens)
     path = Path(path)
-    rows: list[tuple[float, int, int]] = []
-    with path.open(newline="") as fh:
+    rows: list[tuple[float, int, int, int]] = []  # timestamp, ContextTokens, GeneratedTokens, line
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or tuple(h.strip() for h in header) != HEADER:
-            raise TraceError(f"{path}, line 1: header {header!r} is not {','.join(HEADER)}")
-        for row in reader:
-            if limit is not None and len(rows) >= limit:
-                break
-            if not row or all(not c.strip() for c in row):
-                continue
-            try:
-                if len(row) != 3:
-                    raise ValueError(f"{len(row)} fields, expected 3 ({','.join(HEADER)})")
-                ctx, gen = _count(row[1], "ContextTokens", 1), _count(row[2], "GeneratedTokens", 1)
-                rows.append((_timestamp(row[0]), ctx, gen))
-            except ValueError as exc:
-                raise TraceError(f"{path}, line {reader.line_num}: {exc}: {','.join(row)!r}") from None
+        line = 1
+        try:
+            header = next(reader, None)
+            if header is not None and any(_UNDECODABLE.search(h) for h in header):
+                raise TraceError(f"{path}, line 1: the header is not UTF-8 text: save the trace as UTF-8")
+            if header is None or tuple(h.strip() for h in header) != HEADER:
+                shown = None if header is None else _show(",".join(header))
+                raise TraceError(f"{path}, line 1: header {shown} is not allowed: use {','.join(HEADER)}")
+            for row in reader:
+                line = reader.line_num
+                if limit is not None and len(rows) >= limit:
+                    break
+                if not row or all(not c.strip() for c in row):
+                    continue
+                rows.append((*_row(row), line))
+        except csv.Error as err:
+            # reader.line_num has counted the lines of the row it could not parse
+            raise TraceError(f"{path}, line {reader.line_num}: {err} (a field may hold at most "
+                             f"{_MAX_FIELD:,} characters)") from None
+        except ValueError as err:
+            if isinstance(err, TraceError):
+                raise
+            raise TraceError(f"{path}, line {line}: {err}") from None
     rows.sort(key=lambda r: r[0])
     t0 = rows[0][0] if rows else 0.0
+    out = []
+    for i, (ts, ctx, gen, line) in enumerate(rows):
+        arrival = (ts - t0) / time_scale
+        if not arrival <= MAX_ARRIVAL_S:  # also catches inf from a tiny time_scale
+            raise TraceError(f"{path}, line {line}: TIMESTAMP is {ts - t0:g} s after the first request, which "
+                             f"time_scale={time_scale!r} turns into an arrival at {arrival:g} s; the most "
+                             f"allowed is {MAX_ARRIVAL_S:,.0f} s: use a larger time_scale")
+        counts = []
+        for name, n in (("ContextTokens", ctx), ("GeneratedTokens", gen)):
+            scaled = n * token_scale  # a float: rounding inf would raise OverflowError
+            if scaled >= MAX_TOKENS + 0.5:
+                raise TraceError(f"{path}, line {line}: {name} {n} times token_scale={token_scale!r} is "
+                                 f"{scaled:.6g} tokens; the most allowed is {MAX_TOKENS:,}: use a smaller token_scale")
+            counts.append(max(min_tokens, round(scaled)))
+        out.append(Request(id=i, arrival_s=arrival, prompt_tokens=counts[0], output_tokens=counts[1], session_id=i))
+    return out
 
-    def scaled(n: int) -> int:
-        return max(min_tokens, round(n * token_scale))
 
-    return [Request(id=i, arrival_s=(ts - t0) / time_scale, prompt_tokens=scaled(ctx), output_tokens=scaled(gen),
-                    session_id=i) for i, (ts, ctx, gen) in enumerate(rows)]
+def _row(row: list[str]) -> tuple[float, int, int]:
+    if len(row) != 3:
+        raise ValueError(f"{len(row)} fields, expected 3 ({','.join(HEADER)}): {_show(','.join(row))}")
+    for name, text in zip(HEADER, row, strict=True):
+        m = _UNDECODABLE.search(text)
+        if m is not None:
+            byte = ord(m.group()) - 0xDC00
+            raise ValueError(f"{name} has the byte 0x{byte:02x}, which is not UTF-8: save the trace as UTF-8 text")
+    return _timestamp(row[0]), _count(row[1], "ContextTokens"), _count(row[2], "GeneratedTokens")

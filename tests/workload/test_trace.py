@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,72 @@ def test_the_trace_ships_inside_the_package_and_demo_setup_replays_it() -> None:
     assert len(sim.requests) == 50 and pool.config.page_size == 64 << 10 and sim.config.kv_layout == "contiguous"
     sim.run(steps=20, progress=False)
     assert pool.stats().used_pages > 0
+
+
+# ------------------------------------------------------------------ issue #12: malformed files and knobs
+ROW = "2023-11-16 18:00:00.0000000"
+
+
+def write_bytes(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "trace.csv"
+    path.write_bytes(HEADER.encode() + data)
+    return path
+
+
+@pytest.mark.parametrize(("body", "line", "words"), [
+    (f"{ROW},{'9' * 400},5\n".encode(), 2, "ContextTokens '999"),  # was OverflowError
+    (f"{ROW},1,1\n{ROW},{10**30},5\n".encode(), 3, "ContextTokens '1000000000000000000000000000000' is not allowed"),
+    (f"{ROW},1,{2**24 + 1}\n".encode(), 2, "GeneratedTokens 16777217 is above 16,777,216"),
+    (f"{ROW},1,1\n{ROW},{'1' * 200_000},5\n".encode(), 3, "field larger than field limit"),  # was _csv.Error
+    (f"{ROW},1,1\n{ROW},1\xff,5\n".encode("latin-1"), 3, "ContextTokens has the byte 0xff, which is not UTF-8"),
+    (f"{ROW},\u0661\u0662,5\n".encode(), 2, "is not an integer"),  # non-ASCII digits
+])
+def test_malformed_files_raise_trace_errors(tmp_path: Path, body: bytes, line: int, words: str) -> None:
+    path = write_bytes(tmp_path, body)
+    with pytest.raises(TraceError) as info:
+        load_trace(path)
+    message = str(info.value)
+    assert f"{path}, line {line}: " in message and words in message, message
+    assert len(message) < 400 and "\n" not in message  # a 200,000-character field is not echoed
+
+
+def test_a_header_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "trace.csv"
+    path.write_bytes(b"TIME\xffSTAMP,ContextTokens,GeneratedTokens\n")
+    with pytest.raises(TraceError, match="line 1: the header is not UTF-8"):
+        load_trace(path)
+
+
+def test_a_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "trace.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (HEADER + f"{ROW},3,4\n").encode())
+    assert [(r.prompt_tokens, r.output_tokens) for r in load_trace(path)] == [(3, 4)]
+
+
+@pytest.mark.parametrize(("kwargs", "line", "words"), [
+    ({"time_scale": 1e-320}, 3, "time_scale=1e-320 turns into an arrival at inf s"),
+    ({"time_scale": 1e-9}, 3, "the most allowed is 1,000,000,000 s"),
+    ({"token_scale": 1e308}, 2, "ContextTokens 10 times token_scale=1e+308 is inf tokens"),
+])
+def test_scales_that_give_absurd_requests(tmp_path: Path, kwargs: dict, line: int, words: str) -> None:
+    path = write(tmp_path, f"{ROW},10,5\n2023-11-16 18:00:10.0000000,10,5\n")
+    with pytest.raises(TraceError) as info:
+        load_trace(path, **kwargs)
+    assert f"line {line}: " in str(info.value) and words in str(info.value)
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"min_tokens": -5}, "min_tokens=-5 is not allowed: use an integer from 1"),
+    ({"min_tokens": 0}, "min_tokens=0"),
+    ({"min_tokens": 2**25}, "min_tokens=33554432"),
+    ({"time_scale": math.nan}, "time_scale=nan"),
+    ({"token_scale": math.inf}, "token_scale=inf"),
+])
+def test_bad_knobs(tmp_path: Path, kwargs: dict, words: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_trace(write(tmp_path, f"{ROW},10,5\n"), **kwargs)
+
+
+def test_min_tokens_lifts_small_counts(tmp_path: Path) -> None:
+    reqs = load_trace(write(tmp_path, f"{ROW},10,5\n"), token_scale=0.01, min_tokens=3)
+    assert (reqs[0].prompt_tokens, reqs[0].output_tokens) == (3, 3)
