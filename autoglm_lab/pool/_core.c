@@ -1066,10 +1066,6 @@ typedef struct {
     PyTypeObject *block_type; /* Block (a subclass of BlockBase) */
     PyObject *lock_acquire;   /* the pool's RLock, bound methods */
     PyObject *lock_release;
-    PyObject *alloc_slow;     /* pool._alloc_slow(pages, nbytes) -> start, or raises */
-    PyObject *alloc_checked;  /* pool._alloc_checked(shape, dtype, tag): validates, then alloc_shaped */
-    PyObject *bytes_checked;  /* pool._alloc_bytes_checked(nbytes, tag) */
-    PyObject *check_own;      /* pool._check_own(block, what): raises the right error */
     PyObject *pinned_error;   /* PinnedBlockError */
     PyObject *dtype_type;     /* type(torch.float32) */
     PyObject *uint8;          /* torch.uint8 */
@@ -1115,10 +1111,6 @@ static int core_traverse(Core *c, visitproc visit, void *arg)
     Py_VISIT(c->block_type);
     Py_VISIT(c->lock_acquire);
     Py_VISIT(c->lock_release);
-    Py_VISIT(c->alloc_slow);
-    Py_VISIT(c->alloc_checked);
-    Py_VISIT(c->bytes_checked);
-    Py_VISIT(c->check_own);
     Py_VISIT(c->pinned_error);
     Py_VISIT(c->dtype_type);
     Py_VISIT(c->uint8);
@@ -1139,10 +1131,6 @@ static int core_clear(Core *c)
     Py_CLEAR(c->block_type);
     Py_CLEAR(c->lock_acquire);
     Py_CLEAR(c->lock_release);
-    Py_CLEAR(c->alloc_slow);
-    Py_CLEAR(c->alloc_checked);
-    Py_CLEAR(c->bytes_checked);
-    Py_CLEAR(c->check_own);
     Py_CLEAR(c->pinned_error);
     Py_CLEAR(c->dtype_type);
     Py_CLEAR(c->uint8);
@@ -1170,21 +1158,28 @@ static void core_dealloc(Core *c)
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
 
-static PyObject *get_attr_ref(PyObject *o, const char *name)
-{
-    return PyObject_GetAttrString(o, name);
-}
-
-/* Core(pool, index, events, block_type, pinned_error, t0): the rest is read from the pool */
+/* Core(owner, lock, blocks, tags, tag_names, page_size, index, events, block_type, pinned_error,
+   uint8, t0): everything it works on is handed in; it calls nothing back. `owner` is what a Block's
+   `_pool` names; the lock's acquire/release guard every call */
 static int core_init(Core *c, PyObject *args, PyObject *kw)
 {
-    PyObject *pool, *index, *events, *block_type, *pinned, *torch_uint8;
+    PyObject *pool, *lock, *blocks, *tags, *tag_names, *index, *events, *block_type, *pinned, *torch_uint8;
+    long long page_size;
     double t0;
-    if (!PyArg_ParseTuple(args, "OO!O!O!OOd", &pool, &FreeIndexType, &index, &EventRingType, &events,
+    if (!PyArg_ParseTuple(args, "OOO!O!O!LO!O!O!OOd", &pool, &lock, &PyDict_Type, &blocks, &PyDict_Type, &tags,
+                          &PyList_Type, &tag_names, &page_size, &FreeIndexType, &index, &EventRingType, &events,
                           &PyType_Type, &block_type, &pinned, &torch_uint8, &t0))
         return -1;
     if (!PyType_IsSubtype((PyTypeObject *)block_type, &BlockBaseType)) {
         PyErr_SetString(PyExc_TypeError, "block_type must subclass BlockBase");
+        return -1;
+    }
+    if (!PyDict_CheckExact(blocks) || !PyDict_CheckExact(tags) || !PyList_CheckExact(tag_names)) {
+        PyErr_SetString(PyExc_TypeError, "blocks and tags must be dicts, tag_names a list");
+        return -1;
+    }
+    if (page_size <= 0) {
+        PyErr_SetString(PyExc_ValueError, "page_size must be > 0");
         return -1;
     }
     core_clear(c);
@@ -1202,34 +1197,17 @@ static int core_init(Core *c, PyObject *args, PyObject *kw)
     c->uint8 = torch_uint8;
     c->dtype_type = (PyObject *)Py_TYPE(torch_uint8);
     Py_INCREF(c->dtype_type);
-    PyObject *lock = get_attr_ref(pool, "_lock");
-    if (lock == NULL)
+    c->lock_acquire = PyObject_GetAttrString(lock, "acquire");
+    c->lock_release = PyObject_GetAttrString(lock, "release");
+    if (!c->lock_acquire || !c->lock_release)
         return -1;
-    c->lock_acquire = get_attr_ref(lock, "acquire");
-    c->lock_release = get_attr_ref(lock, "release");
-    Py_DECREF(lock);
-    c->alloc_slow = get_attr_ref(pool, "_alloc_slow");
-    c->alloc_checked = get_attr_ref(pool, "_alloc_checked");
-    c->bytes_checked = get_attr_ref(pool, "_alloc_bytes_checked");
-    c->check_own = get_attr_ref(pool, "_check_own");
-    c->blocks = get_attr_ref(pool, "_blocks");
-    c->tags = get_attr_ref(pool, "_tags");
-    c->tag_names = get_attr_ref(pool, "_tag_names");
-    PyObject *ps = get_attr_ref(pool, "page_size");
-    if (!c->lock_acquire || !c->lock_release || !c->alloc_slow || !c->alloc_checked || !c->bytes_checked
-        || !c->check_own || !c->blocks || !c->tags || !c->tag_names || !ps)
-        return -1;
-    c->page_size = PyLong_AsLongLong(ps);
-    Py_DECREF(ps);
-    if (c->page_size <= 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "page_size must be > 0");
-        return -1;
-    }
-    if (!PyDict_CheckExact(c->blocks) || !PyDict_CheckExact(c->tags) || !PyList_CheckExact(c->tag_names)) {
-        PyErr_SetString(PyExc_TypeError, "pool._blocks / _tags must be dicts and _tag_names a list");
-        return -1;
-    }
+    Py_INCREF(blocks);
+    c->blocks = blocks;
+    Py_INCREF(tags);
+    c->tags = tags;
+    Py_INCREF(tag_names);
+    c->tag_names = tag_names;
+    c->page_size = page_size;
     /* time.perf_counter() and the C clock tick together; events count from the pool's t0 */
     PyObject *time_mod = PyImport_ImportModule("time");
     if (time_mod == NULL)
@@ -1403,34 +1381,18 @@ static inline long long core_itemsize(Core *c, PyObject *dtype)
     return size;
 }
 
-/* the allocation itself, arguments already valid; steals `shape` */
-static PyObject *core_alloc_common(Core *c, long long nbytes, PyObject *dtype, PyObject *shape, PyObject *tag)
+static inline long long core_pages_for(Core *c, long long nbytes)
 {
     long long ps = c->page_size;
-    long long pages = nbytes ? (nbytes / ps + (nbytes % ps != 0)) : 1;
-    if (core_lock(c) < 0) {
-        Py_DECREF(shape);
-        return NULL;
-    }
-    double t0 = clock_now();
+    return nbytes ? (nbytes / ps + (nbytes % ps != 0)) : 1;
+}
+
+/* a Block on pages [start, start + pages) that the caller took from the index (lock held); t0 is
+   when the allocation began on the C clock. Steals `shape`; on failure the pages go back. */
+static PyObject *core_place_locked(Core *c, int64_t start, long long pages, long long nbytes, PyObject *dtype,
+                                   PyObject *shape, PyObject *tag, double t0)
+{
     FreeIndex *idx = c->index;
-    int64_t start = fi_take(idx, pages);
-    if (start < 0) {
-        PyObject *r = PyObject_CallFunction(c->alloc_slow, "LL", pages, nbytes);
-        if (r == NULL) {
-            Py_DECREF(shape);
-            return core_unlock(c, NULL);
-        }
-        start = PyLong_AsLongLong(r);
-        Py_DECREF(r);
-        if (start < 0) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_AssertionError, "_alloc_slow returned no start");
-            Py_DECREF(shape);
-            return core_unlock(c, NULL);
-        }
-    }
-    /* from here on a failure must give the pages back */
     PyObject *blk = NULL, *key = NULL;
     long long tag_id = core_tag_acquire(c, tag);
     if (tag_id == -2)
@@ -1492,7 +1454,7 @@ static PyObject *core_alloc_common(Core *c, long long nbytes, PyObject *dtype, P
     c->seq++;
     double t1 = clock_now();  /* stamped at completion, so the ring stays in time order */
     ring_push(c->events, t1 + c->clock_offset, EV_ALLOC, bid, pages, t1 - t0, 0);
-    return core_unlock(c, blk);
+    return blk;
 
 fail:
     Py_XDECREF(key);
@@ -1507,7 +1469,47 @@ fail:
             PyErr_Clear();
         PyErr_Restore(type, value, tb);
     }
-    return core_unlock(c, NULL);
+    return NULL;
+}
+
+/* the allocation on the fast path, arguments already valid; steals `shape`. None when no indexed run
+   fits: the pool's own slow path (merge, grow, compaction hook, PoolExhausted) then calls place() */
+static PyObject *core_alloc_common(Core *c, long long nbytes, PyObject *dtype, PyObject *shape, PyObject *tag)
+{
+    long long pages = core_pages_for(c, nbytes);
+    if (core_lock(c) < 0) {
+        Py_DECREF(shape);
+        return NULL;
+    }
+    double t0 = clock_now();
+    int64_t start = fi_take(c->index, pages);
+    if (start < 0) {
+        Py_DECREF(shape);
+        Py_INCREF(Py_None);
+        return core_unlock(c, Py_None);
+    }
+    return core_unlock(c, core_place_locked(c, start, pages, nbytes, dtype, shape, tag, t0));
+}
+
+/* place(start, nbytes, dtype, shape, tag, started_s): the Block for a run the pool's slow path took
+   from the index at `start` (the lock held across both); started_s is when that allocation began,
+   in the pool's seconds, so its event's latency covers the slow path too */
+static PyObject *core_place(Core *c, PyObject *args)
+{
+    long long start, nbytes;
+    double started_s;
+    PyObject *dtype, *shape, *tag;
+    if (!PyArg_ParseTuple(args, "LLOO!Od", &start, &nbytes, &dtype, &PyTuple_Type, &shape, &tag, &started_s))
+        return NULL;
+    if (start < 0 || nbytes < 0) {
+        PyErr_SetString(PyExc_ValueError, "place: start and nbytes must be >= 0");
+        return NULL;
+    }
+    if (core_lock(c) < 0)
+        return NULL;
+    Py_INCREF(shape);
+    long long pages = core_pages_for(c, nbytes);
+    return core_unlock(c, core_place_locked(c, start, pages, nbytes, dtype, shape, tag, started_s - c->clock_offset));
 }
 
 /* alloc_bytes(nbytes, tag) */
@@ -1528,7 +1530,7 @@ static PyObject *core_alloc_bytes(Core *c, PyObject *const *args, Py_ssize_t nar
             return core_alloc_common(c, nb, c->uint8, shape, tag);
         }
     }
-    return PyObject_CallFunctionObjArgs(c->bytes_checked, n, tag, NULL);
+    Py_RETURN_NONE;  /* unusual arguments: the pool validates them and goes on through alloc_shaped */
 }
 
 /* the largest byte span a block's view may cover (its strides and offsets are int64) */
@@ -1592,7 +1594,7 @@ static PyObject *core_alloc(Core *c, PyObject *const *args, Py_ssize_t nargs)
     }
     return core_alloc_common(c, nbytes, dtype, dims, tag);
 generic:
-    return PyObject_CallFunctionObjArgs(c->alloc_checked, shape, dtype, tag, NULL);
+    Py_RETURN_NONE;  /* unusual arguments: the pool validates them and goes on through alloc_shaped */
 }
 
 /* alloc_shaped(nbytes, dtype, shape, tag): for callers that validated everything */
@@ -1617,14 +1619,8 @@ static PyObject *core_free(Core *c, PyObject *block)
     double t0 = clock_now();
     BlockBase *b = (BlockBase *)block;
     if (Py_TYPE(block) != c->block_type || b->pool != c->pool || b->freed) {
-        PyObject *r = PyObject_CallFunction(c->check_own, "Os", block, "free");
-        if (r == NULL)
-            return core_unlock(c, NULL);
-        Py_DECREF(r);
-        if (!PyObject_TypeCheck(block, &BlockBaseType)) {
-            PyErr_SetString(PyExc_TypeError, "free expects a Block");
-            return core_unlock(c, NULL);
-        }
+        Py_INCREF(Py_False);  /* not a live block of this pool: the pool says which error */
+        return core_unlock(c, Py_False);
     }
     if (b->pins) {
         PyErr_Format(c->pinned_error, "block %lld is pinned; leave its pool.pin(...) before freeing it", b->id);
@@ -1823,10 +1819,11 @@ static PyObject *core_table(Core *c, PyObject *Py_UNUSED(ignored))
 }
 
 static PyMethodDef core_methods[] = {
-    {"alloc_bytes", (PyCFunction)(void (*)(void))core_alloc_bytes, METH_FASTCALL, "alloc_bytes(nbytes, tag) -> Block"},
-    {"alloc", (PyCFunction)(void (*)(void))core_alloc, METH_FASTCALL, "alloc(shape, dtype, tag) -> Block"},
-    {"alloc_shaped", (PyCFunction)core_alloc_shaped, METH_VARARGS, "alloc_shaped(nbytes, dtype, shape, tag) -> Block"},
-    {"free", (PyCFunction)core_free, METH_O, "free(block)"},
+    {"alloc_bytes", (PyCFunction)(void (*)(void))core_alloc_bytes, METH_FASTCALL, "alloc_bytes(nbytes, tag) -> Block, or None (unusual arguments or no indexed run: the pool goes on)"},
+    {"alloc", (PyCFunction)(void (*)(void))core_alloc, METH_FASTCALL, "alloc(shape, dtype, tag) -> Block, or None (unusual arguments or no indexed run: the pool goes on)"},
+    {"alloc_shaped", (PyCFunction)core_alloc_shaped, METH_VARARGS, "alloc_shaped(nbytes, dtype, shape, tag) -> Block, or None when no indexed run fits"},
+    {"place", (PyCFunction)core_place, METH_VARARGS, "place(start, nbytes, dtype, shape, tag, started_s) -> Block on a run taken from the index"},
+    {"free", (PyCFunction)core_free, METH_O, "free(block) -> None, or False when it is not a live block of this pool"},
     {"relocate", (PyCFunction)core_relocate, METH_O, "relocate([(block id, src, dst)]): bookkeeping of copied moves"},
     {"set_segments", (PyCFunction)core_set_segments, METH_O, "set_segments(list): after segments change"},
     {"set_start", (PyCFunction)core_set_start, METH_VARARGS, "set_start(slot, first_page)"},

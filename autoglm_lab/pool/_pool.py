@@ -163,7 +163,8 @@ class PagedPool:
         self.events = EventRing(cfg.event_capacity)
         # alloc/free bookkeeping: the block table (one slot per live block, flat columns the snapshot
         # reads without a loop), the counters, Block handles and their events (compiled, or _pycore)
-        self._core = Core(self, self._index, self.events, Block, PinnedBlockError, torch.uint8, self._t0)
+        self._core = Core(self, self._lock, self._blocks, self._tags, self._tag_names, self.page_size, self._index,
+                          self.events, Block, PinnedBlockError, torch.uint8, self._t0)
         self._core.merge_on_free = cfg.coalesce == "eager"
         self._pinned_blocks = 0
         self.failed_allocations = 0
@@ -334,14 +335,17 @@ class PagedPool:
     def alloc(self, shape: int | Sequence[int] | torch.Size, dtype: torch.dtype = torch.float32, *,
               tag: str | None = None) -> Block:
         """A block whose ``tensor`` is a view of ``shape`` and ``dtype`` on the pool's pages."""
-        return self._core.alloc(shape, dtype, tag)
+        blk = self._core.alloc(shape, dtype, tag)
+        return blk if blk is not None else self._alloc_checked(shape, dtype, tag)
 
     def alloc_bytes(self, nbytes: int, *, tag: str | None = None) -> Block:
         """A block of ``nbytes`` bytes whose ``tensor`` is a uint8 vector."""
-        return self._core.alloc_bytes(nbytes, tag)
+        blk = self._core.alloc_bytes(nbytes, tag)
+        return blk if blk is not None else self._alloc_bytes_checked(nbytes, tag)
 
     # The core allocates directly when the arguments are plain (ints, a tuple of ints, a torch dtype,
-    # a str or None); anything else comes here to be validated or refused with a clear error.
+    # a str or None) and an indexed run fits; anything else comes here: validated or refused with a
+    # clear error, then the slow path (merge, grow, the compaction hook, PoolExhausted).
     def _alloc_checked(self, shape: Any, dtype: Any, tag: Any) -> Block:
         dims = _normalise_shape(shape)
         if not isinstance(dtype, torch.dtype):
@@ -362,11 +366,16 @@ class PagedPool:
     def _alloc_valid(self, nbytes: int, dtype: torch.dtype, dims: tuple[int, ...], tag: Any) -> Block:
         if tag is not None and not isinstance(tag, str):
             raise TypeError(f"tag={tag!r} must be a str or None")
-        if nbytes > _MAX_BYTES:  # more than any pool can hold: refuse without touching the core
-            with self._lock:
-                self._alloc_slow(-(-nbytes // self.page_size), nbytes)
-        return self._core.alloc_shaped(nbytes, dtype, tuple(int(d) for d in dims),
-                                       None if tag is None else str(tag))
+        dims = tuple(int(d) for d in dims)
+        tag = None if tag is None else str(tag)
+        with self._lock:
+            started = self.now()
+            # more than any pool can hold: straight to the slow path, which refuses it
+            blk = self._core.alloc_shaped(nbytes, dtype, dims, tag) if nbytes <= _MAX_BYTES else None
+            if blk is None:
+                start = self._alloc_slow(max(1, -(-nbytes // self.page_size)), nbytes)
+                blk = self._core.place(start, nbytes, dtype, dims, tag, started)
+            return blk
 
     def _alloc_slow(self, pages: int, nbytes: int) -> int:
         """No indexed run fits: lazy merge, grow, then compaction triggers; else PoolExhausted."""
@@ -411,7 +420,9 @@ class PagedPool:
 
     def free(self, block: Block) -> None:
         """Return a block's pages to the pool. Freeing twice raises `InvalidBlockError`."""
-        self._core.free(block)
+        if self._core.free(block) is False:  # not a live block of this pool: say which error
+            self._check_own(block, "free")
+            raise AssertionError(f"the core refused to free {block!r}")
 
     def copy_bytes(self, dst: Block, src: Block, nbytes: int | None = None) -> None:
         """Copy the first ``nbytes`` bytes of ``src`` to the start of ``dst`` (default: all that fits).

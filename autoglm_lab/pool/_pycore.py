@@ -9,9 +9,11 @@ the pool's tests on both. What a core owns:
 - the counters (used, peak and requested bytes, allocs, frees, consecutive failures, ``seq``);
 - creating `Block` handles and recording ALLOC / FREE events with their measured latency.
 
-Everything else (validation messages, growing, lazy merging, compaction triggers, PoolExhausted) is
-the pool's: a core hands unusual arguments to ``pool._alloc_checked`` / ``_alloc_bytes_checked`` and
-a failed fit to ``pool._alloc_slow``.
+Everything else (validation messages, growing, lazy merging, the compaction hook, PoolExhausted) is
+the pool's, and a core calls none of it back: ``alloc`` / ``alloc_bytes`` / ``alloc_shaped`` return
+None for unusual arguments or when no indexed run fits (the pool then validates, runs its slow path
+and calls ``place`` with the run it took), and ``free`` returns False for anything but a live block
+of this pool (the pool raises the right error).
 """
 
 from __future__ import annotations
@@ -43,20 +45,23 @@ class BlockBase:
 
 
 class PyCore:
-    def __init__(self, pool: Any, index: Any, events: Any, block_type: type, pinned_error: type,
-                 uint8: Any, t0: float) -> None:
-        self._pool = pool
+    """Everything it works on is handed in; it calls nothing back (see `_core.Core`)."""
+
+    def __init__(self, owner: Any, lock: Any, blocks: dict[int, Any], tags: dict[str, int],
+                 tag_names: list[str | None], page_size: int, index: Any, events: Any, block_type: type,
+                 pinned_error: type, uint8: Any, t0: float) -> None:
+        self._pool = owner
         self._index = index
         self._events = events
         self._block_type = block_type
         self._pinned_error = pinned_error
         self._uint8 = uint8
         self._t0 = t0
-        self._lock = pool._lock
-        self._blocks = pool._blocks
-        self._tags = pool._tags
-        self._tag_names = pool._tag_names
-        self._page_size = pool.page_size
+        self._lock = lock
+        self._blocks = blocks
+        self._tags = tags
+        self._tag_names = tag_names
+        self._page_size = page_size
         self._segments: list[Any] = []
         self._seg_firsts: list[int] = []
         self._slots_free: list[int] = []
@@ -84,13 +89,15 @@ class PyCore:
         return len(self._b_id)
 
     # ------------------------------------------------------------------ alloc / free
+    # alloc / alloc_bytes / alloc_shaped return None when the arguments are unusual or no indexed run
+    # fits: the pool validates, runs its slow path and calls place()
     def alloc_bytes(self, nbytes: Any, tag: Any) -> Any:
         if type(nbytes) is int and nbytes >= 0 and (tag is None or type(tag) is str):
             return self._alloc(nbytes, self._uint8, (nbytes,), tag)
-        return self._pool._alloc_bytes_checked(nbytes, tag)
+        return None
 
     def alloc(self, shape: Any, dtype: Any, tag: Any) -> Any:
-        return self._pool._alloc_checked(shape, dtype, tag)
+        return None  # the reference core leaves shape validation to the pool
 
     def alloc_shaped(self, nbytes: int, dtype: Any, shape: tuple[int, ...], tag: str | None) -> Any:
         return self._alloc(nbytes, dtype, shape, tag)
@@ -101,61 +108,72 @@ class PyCore:
             t0 = time.perf_counter()
             start = self._index.take(pages)
             if start < 0:
-                start = self._pool._alloc_slow(pages, nbytes)
-            segs = self._segments
-            blk = self._block_type.__new__(self._block_type)
-            bid = self.next_id
-            self.next_id = bid + 1
-            blk._id = bid
-            blk._nbytes = nbytes
-            blk._num_pages = pages
-            blk._tag = tag
-            blk._dtype = dtype
-            blk._shape = shape
-            blk._pool = self._pool
-            blk._seg = segs[0] if len(segs) == 1 else segs[bisect_right(self._seg_firsts, start) - 1]
-            blk._start = start
-            blk._tensor = None
-            blk._freed = False
-            blk._pins = 0
-            created = blk._created_s = t0 - self._t0
-            tag_id = self._tag_acquire(tag)
-            if self._slots_free:
-                slot = self._slots_free.pop()
-                self._b_id[slot] = bid
-                self._b_start[slot] = start
-                self._b_pages[slot] = pages
-                self._b_nbytes[slot] = nbytes
-                self._b_tag[slot] = tag_id
-                self._b_pins[slot] = 0
-                self._b_created[slot] = created
-            else:
-                slot = len(self._b_id)
-                self._b_id.append(bid)
-                self._b_start.append(start)
-                self._b_pages.append(pages)
-                self._b_nbytes.append(nbytes)
-                self._b_tag.append(tag_id)
-                self._b_pins.append(0)
-                self._b_created.append(created)
-            blk._slot = slot
-            self._blocks[bid] = blk
-            used = self.used_pages = self.used_pages + pages
-            if used > self.peak_used_pages:
-                self.peak_used_pages = used
-            self.requested_bytes += nbytes
-            self.num_allocs += 1
-            self.consecutive_failures = 0
-            self.seq += 1
-            t1 = time.perf_counter()  # stamped at completion, so the ring stays in time order
-            self._events.record((t1 - self._t0, _ALLOC, bid, pages, t1 - t0, 0))
-            return blk
+                return None
+            return self._place(start, pages, nbytes, dtype, shape, tag, t0)
 
-    def free(self, block: Any) -> None:
+    def place(self, start: int, nbytes: int, dtype: Any, shape: tuple[int, ...], tag: str | None,
+              started_s: float) -> Any:
+        with self._lock:
+            return self._place(start, -(-nbytes // self._page_size) or 1, nbytes, dtype, shape, tag,
+                               started_s + self._t0)
+
+    def _place(self, start: int, pages: int, nbytes: int, dtype: Any, shape: tuple[int, ...], tag: str | None,
+               t0: float) -> Any:
+        """The Block on pages the caller took from the index, the lock held (t0: perf_counter at the start)."""
+        segs = self._segments
+        blk = self._block_type.__new__(self._block_type)
+        bid = self.next_id
+        self.next_id = bid + 1
+        blk._id = bid
+        blk._nbytes = nbytes
+        blk._num_pages = pages
+        blk._tag = tag
+        blk._dtype = dtype
+        blk._shape = shape
+        blk._pool = self._pool
+        blk._seg = segs[0] if len(segs) == 1 else segs[bisect_right(self._seg_firsts, start) - 1]
+        blk._start = start
+        blk._tensor = None
+        blk._freed = False
+        blk._pins = 0
+        created = blk._created_s = t0 - self._t0
+        tag_id = self._tag_acquire(tag)
+        if self._slots_free:
+            slot = self._slots_free.pop()
+            self._b_id[slot] = bid
+            self._b_start[slot] = start
+            self._b_pages[slot] = pages
+            self._b_nbytes[slot] = nbytes
+            self._b_tag[slot] = tag_id
+            self._b_pins[slot] = 0
+            self._b_created[slot] = created
+        else:
+            slot = len(self._b_id)
+            self._b_id.append(bid)
+            self._b_start.append(start)
+            self._b_pages.append(pages)
+            self._b_nbytes.append(nbytes)
+            self._b_tag.append(tag_id)
+            self._b_pins.append(0)
+            self._b_created.append(created)
+        blk._slot = slot
+        self._blocks[bid] = blk
+        used = self.used_pages = self.used_pages + pages
+        if used > self.peak_used_pages:
+            self.peak_used_pages = used
+        self.requested_bytes += nbytes
+        self.num_allocs += 1
+        self.consecutive_failures = 0
+        self.seq += 1
+        t1 = time.perf_counter()  # stamped at completion, so the ring stays in time order
+        self._events.record((t1 - self._t0, _ALLOC, bid, pages, t1 - t0, 0))
+        return blk
+
+    def free(self, block: Any) -> bool | None:
         with self._lock:
             t0 = time.perf_counter()
             if block.__class__ is not self._block_type or block._pool is not self._pool or block._freed:
-                self._pool._check_own(block, "free")
+                return False  # not a live block of this pool: the pool says which error
             if block._pins:
                 raise self._pinned_error(f"block {block.id} is pinned; leave its pool.pin(...) before freeing it")
             pages = block.num_pages
