@@ -28,7 +28,7 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from ._messages import Check, log, validate_action
+from ._messages import Check, NoFrontEndState, validate_action
 
 __all__ = ["CanvasView", "FrameBus"]
 
@@ -73,21 +73,25 @@ class FrameBus:
                                           buffers=[data for _, _, data in parts])
 
 
-class CanvasView(anywidget.AnyWidget):  # type: ignore[misc]
+class CanvasView(NoFrontEndState, anywidget.AnyWidget):  # type: ignore[misc]
     """An anywidget whose front end only sends actions (custom messages), never trait updates.
 
-    Every incoming message goes through `validate_action` against `_actions()`; trait updates
-    from the front end are refused (the views never make any), so a stray or hostile message
-    cannot change state behind the kernel's back.
+    Every incoming comm message passes `check_comm_message`, every action `validate_action`
+    against `_actions()`; trait updates from the front end are refused (the views never make any),
+    so a stray or hostile message cannot change state behind the kernel's back.
+
+    ``lock`` guards the view's state and frames (default: its own); a dashboard passes its own lock
+    so that the view's action handlers (comm thread) and its frames (live loop) take turns.
     """
 
     width_px = t.Int(880).tag(sync=True)   # CSS width of the canvas, pixels
     height_px = t.Int(300).tag(sync=True)  # CSS height (page map: target height), pixels
     bus = t.List(t.Unicode(), []).tag(sync=True)  # [] (frames on this comm) or [carrier ref, key]
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, lock: threading.RLock | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._send_lock = threading.RLock()  # frames from the live-loop thread vs replies on the main thread
+        # frames from the live-loop thread vs actions on the comm thread
+        self._send_lock = lock if lock is not None else threading.RLock()
         self.frame_bus = FrameBus(self)
         self._bus_key: str | None = None
         self.on_msg(self._on_custom)
@@ -109,12 +113,6 @@ class CanvasView(anywidget.AnyWidget):  # type: ignore[misc]
         checked = validate_action(type(self).__name__, content, self._actions())
         if checked is not None:
             self._on_action(*checked)
-
-    def set_state(self, sync_data: dict[str, Any]) -> None:
-        log.warning("%s refused a front-end state update of %s: this view only takes actions",
-                    type(self).__name__, sorted(sync_data))
-        # put the front end back in step with the kernel
-        self.send_state([k for k in sync_data if k in self.keys])
 
     def _send_frame(self, kind: str, data: bytes) -> None:
         self.frame_bus.send(kind, self._bus_key, data)

@@ -3,6 +3,8 @@
 Standard sliders clamp an out-of-range value and dropdowns accept any index they are sent; these
 subclasses refuse such a message instead (logged warning, the front end reset to the kernel's
 value), so nothing a browser sends can change the pool without passing `PoolConfig` validation.
+Every comm message passes `check_comm_message` first (`FrontEndGuard`); the ``Fixed*`` containers
+and labels take no state from the front end at all.
 """
 
 from __future__ import annotations
@@ -11,16 +13,20 @@ from typing import Any
 
 import ipywidgets as w
 
-from ._messages import choice, integer, number, refuse
+from ._messages import FrontEndGuard, NoFrontEndState, choice, integer, number, refuse, state_keys
 
 __all__ = ["check_value", "GuardedFloatSlider", "GuardedFloatLogSlider", "GuardedIntSlider", "GuardedDropdown",
-           "GuardedToggleButtons", "GuardedToggleButton", "GuardedButton"]
+           "GuardedToggleButtons", "GuardedToggleButton", "GuardedButton", "FixedHTML", "FixedHBox", "FixedVBox",
+           "FixedGridBox"]
 
 
-class _Guard:
+class _Guard(FrontEndGuard):
     """Mixin: ``set_state`` from the front end passes ``_check_front`` or changes nothing."""
 
     _front_keys: frozenset[str] = frozenset({"value"})
+
+    def _front_name(self) -> str:
+        return f"control {getattr(self, 'description', '') or type(self).__name__!r}"
 
     def _check_front(self, key: str, value: Any) -> None:
         raise NotImplementedError
@@ -29,17 +35,21 @@ class _Guard:
         """Raise ValueError unless ``value`` is one the front end could send (kernel-side ``set``)."""
         self._check_front("value", value)
 
-    def set_state(self, sync_data: dict[str, Any]) -> None:
-        name = getattr(self, "description", "") or type(self).__name__
-        extra = sorted(set(sync_data) - self._front_keys)
+    def set_state(self, sync_data: Any) -> None:
         try:
+            keys = state_keys(sync_data)
+        except ValueError as err:
+            refuse(self._front_name(), sync_data, str(err))
+            return
+        try:
+            extra = sorted(set(keys) - self._front_keys)
             if extra:
                 raise ValueError(f"{extra} may not be set from the front end")
             for key, value in sync_data.items():
                 self._check_front(key, value)
         except ValueError as err:
-            refuse(f"control {name!r}", sync_data, str(err))
-            self.send_state([k for k in sync_data if k in self.keys])  # type: ignore[attr-defined]
+            refuse(self._front_name(), sync_data, str(err))
+            self.send_state([k for k in keys if k in self.keys])  # type: ignore[attr-defined]
             return
         super().set_state(sync_data)  # type: ignore[misc]
 
@@ -83,18 +93,33 @@ class GuardedToggleButton(_Guard, w.ToggleButton):
         choice((True, False))(value)
 
 
-class GuardedButton(w.Button):
+class GuardedButton(NoFrontEndState, w.Button):
     """A button whose only accepted message is ``{"event": "click"}``."""
 
-    def set_state(self, sync_data: dict[str, Any]) -> None:
-        refuse(f"button {self.description!r}", sync_data, "buttons take no state from the front end")
-        self.send_state([k for k in sync_data if k in self.keys])
+    def _front_name(self) -> str:
+        return f"button {self.description!r}"
 
     def _handle_button_msg(self, _: Any, content: Any, buffers: Any) -> None:
         if content != {"event": "click"}:
             refuse(f"button {self.description!r}", content, "the only button message is {'event': 'click'}")
             return
         self.click()
+
+
+class FixedHTML(NoFrontEndState, w.HTML):
+    """An HTML label the front end cannot change."""
+
+
+class FixedHBox(NoFrontEndState, w.HBox):
+    """A row whose children and style the front end cannot change."""
+
+
+class FixedVBox(NoFrontEndState, w.VBox):
+    """A column whose children and style the front end cannot change."""
+
+
+class FixedGridBox(NoFrontEndState, w.GridBox):
+    """A grid whose children and style the front end cannot change."""
 
 
 def check_value(control: Any, value: Any) -> None:

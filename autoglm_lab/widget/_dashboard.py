@@ -29,6 +29,10 @@ import ipywidgets as w
 from ..pool import PagedPool, PoolSnapshot, format_size, parse_size
 from ._codec import PageFrame
 from ._controls import (
+    FixedGridBox,
+    FixedHBox,
+    FixedHTML,
+    FixedVBox,
     GuardedButton,
     GuardedDropdown,
     GuardedFloatLogSlider,
@@ -40,6 +44,7 @@ from ._controls import (
 )
 from ._heatmap import METRICS, FragmentationHeatmap
 from ._loop import LiveLoop
+from ._messages import NoFrontEndState
 from ._pagemap import PageMap
 from ._palette import COLOR_MODES
 from ._stats import StatsPanel
@@ -79,12 +84,15 @@ class FrameInfo:
     frame_cpu_s: float = 0.0       # CPU seconds of the drawing thread in the frame (other processes aside)
 
 
-class Dashboard(w.VBox):
+class Dashboard(NoFrontEndState, w.VBox):
     """The live dashboard of ``pool`` (and ``sim``). ``display(dash)`` shows it; ``play()`` /
     ``stop()`` run the live loop (default 10 frames/s); ``frame()`` and ``run(steps)`` work headless.
 
     ``dash.pool`` and ``dash.sim`` are the live objects: applying a new page or pool size builds new
     ones (your own variables keep pointing at the old ones).
+
+    Threads: the live loop and the comm handlers (controls, page-map clicks) share ``self._lock``
+    (the page map's lock too), so a handler never sees half a frame.
     """
 
     def __init__(self, pool: PagedPool, sim: ServingSim | None = None, *, fps: float = 10.0,
@@ -103,7 +111,7 @@ class Dashboard(w.VBox):
         self.last_report: CompactionReport | None = None
         self.steps_per_frame = 0  # 0: as many as fit between frames
         stats_w = 290
-        self.page_map = PageMap(pool, width_px=width_px - stats_w - 24, height_px=340)
+        self.page_map = PageMap(pool, width_px=width_px - stats_w - 24, height_px=340, lock=self._lock)
         self.heatmap = FragmentationHeatmap(width_px=width_px // 2 - 8, height_px=210)
         self.trace = LatencyTrace(width_px=width_px // 2 - 8, height_px=210)
         self.stats = StatsPanel(layout=w.Layout(width=f"{stats_w}px"))
@@ -115,7 +123,7 @@ class Dashboard(w.VBox):
         self._loop = LiveLoop(self._live_tick, fps=float(fps))
         self.controls: dict[str, w.DOMWidget] = {}
         self._build_controls()
-        self.status = w.HTML(layout=w.Layout(margin="0 0 0 12px"))
+        self.status = FixedHTML(layout=w.Layout(margin="0 0 0 12px"))
         super().__init__(children=self._layout_children(width_px),
                          layout=w.Layout(width=f"{width_px + 20}px", padding="4px"))
         self._last_snapshot: PoolSnapshot | None = None
@@ -216,10 +224,10 @@ class Dashboard(w.VBox):
         self._sync_control("play", True)
 
     def stop(self) -> None:
-        """Stop the live loop and wait for it to end."""
+        """Stop the live loop and wait for it to end (also after a frame failed: see ``loop.error``)."""
         self._loop.stop()
         self._sync_control("play", False)
-        self._refresh_stats()  # the status line says "paused" at once
+        self._show_paused()
 
     pause = stop
 
@@ -406,7 +414,7 @@ class Dashboard(w.VBox):
             self._loop.start()
         else:
             self._loop.stop()
-            self._refresh_stats()
+            self._show_paused()
 
     def _rebuild(self) -> None:
         """Build a new pool (and simulator) with the chosen page and pool size."""
@@ -483,7 +491,18 @@ class Dashboard(w.VBox):
                         break
         self._frame(live=True)
 
+    def _show_paused(self) -> None:
+        # the status line says "paused" at once; best effort: stopping must work after a failed frame
+        try:
+            self._refresh_stats()
+        except Exception:
+            log.exception("dashboard: the stats could not be refreshed after stopping")
+
     def _refresh_stats(self) -> None:
+        with self._lock:  # the stats and the selection shown come from one snapshot
+            self._refresh_stats_locked()
+
+    def _refresh_stats_locked(self) -> None:
         snap = self._last_snapshot
         if snap is None:
             return
@@ -497,7 +516,7 @@ class Dashboard(w.VBox):
         if self.last_report is not None:
             r = self.last_report
             extra["last compact now"] = f"{r.pages_moved:,} pages · {r.pause_s * 1e3:.1f} ms"
-        self.stats.update(snap.stats, extra, self.page_map.selected_block())
+        self.stats.update(snap.stats, extra, self.page_map.selected_block(snap))
         fps = self._loop.achieved_fps if self._loop.running else 0.0
         live = self._loop.running
         dot = "<span style='color:{}'>●</span>".format("#16a34a" if live else "#94a3b8")
@@ -507,17 +526,17 @@ class Dashboard(w.VBox):
     # ------------------------------------------------------------------ layout
     def _layout_children(self, width_px: int) -> list[w.Widget]:
         c = self.controls
-        title = w.HTML("<b style='font:600 15px system-ui'>autoglm_lab · live pool</b>",
-                       layout=w.Layout(margin="0 16px 0 0"))
-        bar = w.HBox([title, c["play"], c["step"], c["compact"], c["reset"], self.status],
-                     layout=w.Layout(align_items="center"))
+        title = FixedHTML("<b style='font:600 15px system-ui'>autoglm_lab · live pool</b>",
+                          layout=w.Layout(margin="0 16px 0 0"))
+        bar = FixedHBox([title, c["play"], c["step"], c["compact"], c["reset"], self.status],
+                        layout=w.Layout(align_items="center"))
 
         def box(label: str, names: list[str]) -> w.VBox:
-            head = w.HTML(f"<b style='font:600 12px system-ui;color:#334155'>{label}</b>")
-            return w.VBox([head, *(c[n] for n in names)],
-                          layout=w.Layout(border="1px solid #e2e8f0", padding="4px 8px", margin="2px"))
+            head = FixedHTML(f"<b style='font:600 12px system-ui;color:#334155'>{label}</b>")
+            return FixedVBox([head, *(c[n] for n in names)],
+                             layout=w.Layout(border="1px solid #e2e8f0", padding="4px 8px", margin="2px"))
 
-        panels = w.GridBox(
+        panels = FixedGridBox(
             [box("Compaction", ["compaction", "compaction_strategy", "fragmentation_threshold_factor",
                                 "free_ratio_trigger", "max_consecutive_failures", "compaction_budget_bytes"]),
              box("Allocator & pool", ["fit", "coalesce", "page_size", "memory_pool_initial_size", "apply"]),
@@ -525,8 +544,8 @@ class Dashboard(w.VBox):
                                      "steps_per_frame", "color_by", "heat_metric", "fps"])],
             layout=w.Layout(grid_template_columns="repeat(3, 1fr)", width=f"{width_px}px"))
         return [bar,
-                w.HBox([self.page_map, self.stats], layout=w.Layout(align_items="flex-start")),
-                w.HBox([self.heatmap, self.trace]),
+                FixedHBox([self.page_map, self.stats], layout=w.Layout(align_items="flex-start")),
+                FixedHBox([self.heatmap, self.trace]),
                 panels]
 
 

@@ -103,10 +103,7 @@ class PageMap(CanvasView):
                              "block_id": int(snap.page_block[page])}
         row = _block_row(snap, page)
         if row is not None:
-            tag = int(snap.block_tag[row])
-            reply.update(tag=snap.tags[tag] if tag >= 0 else "", nbytes=int(snap.block_nbytes[row]),
-                         num_pages=int(snap.block_num_pages[row]), first_page=int(snap.block_first_page[row]),
-                         age_s=float(snap.time_s - snap.block_created_s[row]))
+            reply.update(_block_info(snap, row))
         return reply
 
     # ------------------------------------------------------------------ front-end actions
@@ -151,13 +148,17 @@ class PageMap(CanvasView):
             self.legend = legend_for("tag", snap.tags)
 
     def _select_page(self, page: int) -> None:
-        snap = self.snapshot
-        row = _block_row(snap, page) if snap is not None else None
-        if row is None or snap is None:
-            self.selection = []
-        else:
-            self.selection = [int(snap.block_id[row]), int(snap.block_first_page[row]), int(snap.block_num_pages[row])]
-        self._notify_select()
+        # under the frame lock: the block is picked, and shown, from the snapshot on screen, and
+        # no frame replaces that snapshot meanwhile
+        with self._send_lock:
+            snap = self.snapshot
+            row = _block_row(snap, page) if snap is not None and 0 <= page < snap.num_pages else None
+            if row is None or snap is None:
+                self.selection = []
+            else:
+                self.selection = [int(snap.block_id[row]), int(snap.block_first_page[row]),
+                                  int(snap.block_num_pages[row])]
+            self._notify_select(snap)
 
     def _follow_selection(self, snap: PoolSnapshot) -> None:
         """Keep the outline on the selected block when compaction moves it; drop it once freed."""
@@ -168,19 +169,29 @@ class PageMap(CanvasView):
                                          int(snap.block_num_pages[rows[0]])]
         if new != self.selection:
             self.selection = new
-            self._notify_select()
+            self._notify_select(snap)
 
-    def selected_block(self) -> dict[str, Any] | None:
-        """The selected block as a dict (id, first_page, num_pages, nbytes, tag), or None."""
-        if not self.selection or self.snapshot is None:
+    def selected_block(self, snap: PoolSnapshot | None = None) -> dict[str, Any] | None:
+        """The selected block as found in ``snap`` (default: the snapshot on screen): a dict of
+        block_id, first_page, num_pages, nbytes, tag, age_s; None when nothing is selected or the
+        block is not in ``snap`` (freed)."""
+        selection, snap = list(self.selection), self.snapshot if snap is None else snap
+        if not selection or snap is None:
             return None
-        info = self.block_at(self.selection[1])
-        return {k: v for k, v in info.items() if k not in ("type", "page", "state")}
+        rows = np.flatnonzero(snap.block_id == selection[0])  # by id: the block may have moved
+        return {"block_id": selection[0], **_block_info(snap, int(rows[0]))} if rows.size else None
 
-    def _notify_select(self) -> None:
-        info = self.selected_block()
+    def _notify_select(self, snap: PoolSnapshot | None) -> None:
+        info = self.selected_block(snap)
         for callback in self._select_callbacks:
             callback(info)
+
+
+def _block_info(snap: PoolSnapshot, row: int) -> HoverReply:
+    tag = int(snap.block_tag[row])
+    return {"tag": (snap.tags[tag] if tag >= 0 else None) or "", "nbytes": int(snap.block_nbytes[row]),
+            "num_pages": int(snap.block_num_pages[row]), "first_page": int(snap.block_first_page[row]),
+            "age_s": float(snap.time_s - snap.block_created_s[row])}
 
 
 def _block_row(snap: PoolSnapshot, page: int) -> int | None:

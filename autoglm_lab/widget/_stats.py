@@ -8,7 +8,7 @@ from typing import Any
 import ipywidgets as w
 
 from ..pool import PoolStats, format_size
-from ._messages import refuse
+from ._messages import NoFrontEndState
 
 __all__ = ["StatsPanel", "stats_rows"]
 
@@ -54,9 +54,12 @@ def stats_rows(stats: PoolStats, extra: dict[str, Any] | None = None) -> list[tu
     return rows
 
 
-class StatsPanel(w.HTML):
+class StatsPanel(NoFrontEndState, w.HTML):
     """Capacity, used, free, largest free run, fragmentation, failures, compactions, bytes moved,
-    cache hit rate, and the selected block. Display only: it takes nothing from the front end."""
+    cache hit rate, and the selected block. Display only: it takes nothing from the front end.
+
+    ``selected`` is `PageMap.selected_block` of the same snapshot as ``stats``; a block without a
+    place (``first_page`` missing: freed meanwhile) is shown as gone."""
 
     def update(self, stats: PoolStats, extra: dict[str, str] | None = None,
                selected: dict[str, Any] | None = None) -> None:
@@ -66,15 +69,17 @@ class StatsPanel(w.HTML):
             cls = ' class="sep"' if i in (5, 7) else ""
             body.append(f"<tr{cls}><td>{html.escape(label)}</td><td class='v'>{html.escape(value)}</td></tr>")
         if selected:
-            tag = f" · {selected['tag']}" if selected.get("tag") else ""
-            body.append(
-                f"<tr class='sep sel'><td>selected block {selected['block_id']}</td><td class='v'>"
-                f"{html.escape(_bytes(selected.get('nbytes', 0)))} · pages {selected['first_page']}"
-                f"–{selected['first_page'] + selected['num_pages'] - 1}{html.escape(tag)}</td></tr>")
+            body.append(_selected_row(selected))
         value = f"{_CSS}<div class='agl-stats'><h4>Pool</h4><table>{''.join(body)}</table></div>"
         if value != self.value:
             self.value = value
 
-    def set_state(self, sync_data: dict[str, Any]) -> None:
-        refuse("StatsPanel", sync_data, "the stats panel takes nothing from the front end")
-        self.send_state([k for k in sync_data if k in self.keys])
+
+def _selected_row(selected: dict[str, Any]) -> str:
+    head = f"<tr class='sep sel'><td>selected block {html.escape(str(selected.get('block_id', '?')))}</td>"
+    first, pages = selected.get("first_page"), selected.get("num_pages")
+    if not isinstance(first, int) or not isinstance(pages, int):
+        return head + "<td class='v'>gone</td></tr>"
+    tag = f" · {selected['tag']}" if selected.get("tag") else ""
+    return (head + f"<td class='v'>{html.escape(_bytes(selected.get('nbytes', 0)))} · pages {first}"
+            f"–{first + pages - 1}{html.escape(tag)}</td></tr>")

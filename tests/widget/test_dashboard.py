@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -251,3 +252,107 @@ def test_pool_layer_does_not_import_the_widget_stack() -> None:
             "assert not bad, bad\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_click_and_frame_racing_resolve_the_selection_in_one_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #12: a click picks a block from snapshot A on the comm thread; the block is freed and a
+    live-loop frame draws snapshot B before the click shows its selection. The selection must come
+    from one snapshot (never looked up in B), and nothing may raise: not the click, not the frame,
+    not later frames of the live loop, not stop() or close()."""
+    from autoglm_lab.widget import _pagemap
+
+    pool, live = fragmented_pool()
+    dash = Dashboard(pool, fps=30)
+    target = live[3]
+    page = target.first_page
+    reached, go = threading.Event(), threading.Event()
+    real_block_row = _pagemap._block_row
+
+    def block_row_then_pause(snap: object, p: int) -> object:  # the click's pause point
+        row = real_block_row(snap, p)
+        if threading.current_thread().name == "comm" and not reached.is_set():
+            reached.set()
+            assert go.wait(10), "never released"
+        return row
+
+    monkeypatch.setattr(_pagemap, "_block_row", block_row_then_pause)
+    errors: list[tuple[str, BaseException]] = []
+
+    def thread(name: str, body: Callable[[], object]) -> threading.Thread:
+        def run() -> None:
+            try:
+                body()
+            except BaseException as err:  # reported by the assertion below
+                errors.append((name, err))
+        return threading.Thread(target=run, name=name, daemon=True)
+
+    click = thread("comm", lambda: dash.page_map._on_custom(dash.page_map, {"action": "select", "page": page}, []))
+    frame = thread("loop", lambda: dash._live_tick(time.perf_counter()))
+    click.start()
+    assert reached.wait(10)  # the click has picked its block from the snapshot on screen (A)
+    pool.free(target)        # the block goes; the next frame draws B
+    click_holds_lock = not dash._lock.acquire(blocking=False)
+    if not click_holds_lock:
+        dash._lock.release()
+    frame.start()
+    if not click_holds_lock:  # nothing stops the frame: it runs while the click is paused
+        frame.join(10)
+        assert not frame.is_alive()
+    # else the frame waits for the dashboard's lock until the click is done
+    go.set()
+    click.join(10)
+    frame.join(10)
+    assert not click.is_alive() and not frame.is_alive()
+    assert errors == []
+    # the block is gone: the selection is cleared, or shown as gone, never as the old place
+    assert dash.page_map.selection in ([], [target.id, page, target.num_pages])
+    if dash.page_map.selection:
+        assert dash.page_map.selected_block(dash._last_snapshot) is None
+    dash.frame()
+    assert dash.page_map.selection == [] and "selected block" not in dash.stats.value
+    dash.stop()
+    dash.play()  # the live loop keeps drawing
+    deadline = time.perf_counter() + 10
+    start = dash.loop.frames
+    while dash.loop.frames < start + 3 and dash.playing and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    dash.stop()
+    assert dash.loop.error is None and dash.loop.frames >= start + 3
+    dash.close()
+
+
+def test_stale_selection_is_shown_as_gone_not_raised() -> None:
+    pool, live = fragmented_pool()
+    dash = Dashboard(pool)
+    target = live[2]
+    dash.page_map._on_custom(dash.page_map, {"action": "select", "page": target.first_page}, [])
+    old = dash._last_snapshot
+    assert dash.page_map.selected_block(old)["block_id"] == target.id
+    pool.free(target)
+    gone = pool.snapshot()
+    assert dash.page_map.selected_block(gone) is None  # looked up by id in the snapshot given
+    dash.stats.update(gone.stats, {}, {"block_id": target.id})  # a caller's partial info: shown as gone
+    assert f"selected block {target.id}" in dash.stats.value and "gone" in dash.stats.value
+    dash.close()
+
+
+def test_a_failed_frame_stops_the_loop_and_stop_and_close_still_work(monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    pool, _ = fragmented_pool()
+    dash = Dashboard(pool, fps=30)
+    boom = RuntimeError("the stats panel broke")
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise boom
+
+    monkeypatch.setattr(dash.stats, "update", broken)
+    with caplog.at_level(logging.WARNING, logger="autoglm_lab.widget"):
+        dash.play()
+        deadline = time.perf_counter() + 10
+        while dash.playing and time.perf_counter() < deadline:  # the first frame fails: the loop ends
+            time.sleep(0.01)
+        assert not dash.playing and dash.loop.error is boom
+        dash.stop()   # must not raise
+        dash.close()  # must not raise
+    assert "frame failed" in caplog.text
+    assert not dash.controls["play"].value
