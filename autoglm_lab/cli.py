@@ -1,7 +1,7 @@
 """``autoglm-lab``: the lab without a notebook.
 
 ```
-autoglm-lab demo   [--steps N] [--out report.html]          headless default demo -> HTML report
+autoglm-lab demo   [--steps N] [--device D] [--out F.html]  headless default demo -> HTML report
 autoglm-lab replay TRACE.csv [options]                      serve a trace, report + optional CSV
 autoglm-lab tune   [--param NAME=V1,V2 ...] [options]       sweep pool/serving parameters
 autoglm-lab bench  [--quick | --only NAME]                  benchmark scripts or a light built-in run
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .workload import ServingSim
 
 PROG = "autoglm-lab"
+_DEVICE_HELP = "auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda or cuda:N (default auto)"
 log = logging.getLogger(__name__)
 _REPO = Path(__file__).resolve().parents[1]  # a source checkout: `bench` runs its benchmarks/ scripts
 DEFAULT_SPACE = {
@@ -48,6 +49,13 @@ class CliError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, not the usage block
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        ns, extra = super().parse_known_args(args, namespace)
+        # COMMAND is checked here, not by argparse: its "required: COMMAND" would hide a misspelt option
+        if not extra and getattr(ns, "command", "") is None:
+            self.error("the following arguments are required: COMMAND")
+        return ns, extra
 
 
 # ---------------------------------------------------------------------- arguments
@@ -102,7 +110,7 @@ def _pool_options(p: argparse.ArgumentParser, *, page: str, size: str) -> None:
     g.add_argument("--strategy", choices=("two_finger", "sliding"), default="two_finger",
                    help="compaction strategy (default two_finger)")
     g.add_argument("--threshold", type=float, default=0.3, help="fragmentation_threshold_factor (default 0.3)")
-    g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    g.add_argument("--device", default="auto", help=_DEVICE_HELP)
     g = p.add_argument_group("serving")
     g.add_argument("--kv-layout", choices=("contiguous", "paged"), default="contiguous")
     g.add_argument("--cache-reuse", choices=("none", "lru", "ttl"), default="lru",
@@ -117,15 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     ap.add_argument("--debug", action="store_true", help="on an error, show the Python traceback")
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")  # required: see _Parser.parse_known_args
 
     p = sub.add_parser("demo", help="run the default demo headless and write an HTML report",
-                       description="Run the default demo (64 MiB CPU pool of 64 KiB pages, contiguous KV, LRU "
-                                   "reuse, the shipped trace) without a notebook and write a standalone HTML report.")
+                       description="Run the default demo (64 MiB pool of 64 KiB pages, on the GPU when there is "
+                                   "one, contiguous KV, LRU reuse, the shipped trace) without a notebook and write "
+                                   "a standalone HTML report.")
     p.add_argument("--steps", type=_positive_int, default=6000, help="simulator steps (default 6000)")
     p.add_argument("--snapshots", type=_positive_int, default=60, help="snapshots for the heatmap (default 60)")
     p.add_argument("--kv-layout", choices=("contiguous", "paged"), default="contiguous")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     p.add_argument("--out", type=Path, default=Path("autoglm_lab_demo.html"), help="report path")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
@@ -224,6 +234,17 @@ def _check_outputs(args: argparse.Namespace, *options: str) -> None:
         path = getattr(args, option)
         if path is not None and path.is_dir():
             raise CliError(f"--{option} {str(path)!r} is a directory: give a file path")
+        # a parent that is a file: mkdir would fail only after the run
+        parent = next((p for p in (path.parents if path is not None else ()) if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise CliError(f"--{option} {str(path)!r} is not allowed: {str(parent)!r} is a file, not a folder")
+
+
+def _check_trace(path: Path) -> None:
+    if path.is_dir():
+        raise CliError(f"trace file {str(path)!r} is a folder: give the path of a trace CSV file")
+    if not path.is_file():
+        raise CliError(f"trace file {str(path)!r} does not exist")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -231,7 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     _check_outputs(args, "out")
 
-    pool, sim = demo_setup(kv_layout=args.kv_layout, seed=args.seed)
+    pool, sim = demo_setup(kv_layout=args.kv_layout, seed=args.seed, device=args.device)
     source = shipped_trace_path().name
     snaps, times = _run_with_snapshots(sim, args.steps, args.snapshots, args.quiet)
     out = _report(args.out, "autoglm_lab demo", pool, sim, snaps, times,
@@ -253,8 +274,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .pool import PagedPool
     from .workload import ServingConfig, ServingSim, load_trace
 
-    if not args.trace.is_file():
-        raise CliError(f"trace file {str(args.trace)!r} does not exist")
+    _check_trace(args.trace)
     _check_outputs(args, "out", "csv")
     cfg = _pool_config(args)
     serving = ServingConfig(kv_layout=args.kv_layout, cache_reuse_strategy=args.cache_reuse, seed=args.seed)
@@ -284,8 +304,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if twice:
         raise CliError(f"--param {', '.join(twice)} given more than once: list all values in one --param NAME=V1,V2")
     space = dict(args.param) if args.param else DEFAULT_SPACE
-    if args.trace is not None and not args.trace.is_file():
-        raise CliError(f"trace file {str(args.trace)!r} does not exist")
+    if args.trace is not None:
+        _check_trace(args.trace)
     _check_outputs(args, "out", "html")
     workload = Workload(trace=None if args.trace is None else str(args.trace), steps=args.steps,
                         num_sessions=args.sessions, rate_per_s=args.rate, seed=args.seed)
@@ -360,7 +380,8 @@ def _quick_bench() -> int:
     from .pool import PagedPool, PoolConfig
     from .workload import ServingConfig, ServingSim, synthetic_requests
 
-    pool = PagedPool(PoolConfig(page_size="4KiB", memory_pool_initial_size="16MiB", max_size=None, device="cpu"))
+    pool = PagedPool(PoolConfig(page_size="4KiB", memory_pool_initial_size="16MiB", max_size=None, device="auto"))
+    _say(f"device: {pool.device}")
     samples = []
     for _ in range(20):
         t0 = time.perf_counter_ns()
@@ -375,7 +396,7 @@ def _quick_bench() -> int:
     rate = rep.bytes_moved / rep.pause_s / 1e9 if rep.pause_s else float("nan")
     _say(f"full compaction: {rep.pages_moved} pages, {rep.bytes_moved / 2**20:.1f} MiB moved in "
          f"{rep.pause_s * 1e3:.2f} ms ({rate:.2f} GB/s)")
-    sim_pool = PagedPool(PoolConfig(page_size="16KiB", memory_pool_initial_size="8MiB", max_size=None, device="cpu"))
+    sim_pool = PagedPool(PoolConfig(page_size="16KiB", memory_pool_initial_size="8MiB", max_size=None, device="auto"))
     sim = ServingSim(sim_pool, ServingConfig(compute="none"), requests=synthetic_requests(100, rate_per_s=200.0))
     t0 = time.perf_counter()
     s = sim.run(2000, progress=False)

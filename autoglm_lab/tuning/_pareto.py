@@ -24,7 +24,7 @@ Objective = Union[str, Callable[[pd.DataFrame], "pd.Series[float]"]]  # noqa: UP
 
 def _column(df: pd.DataFrame, name: str) -> np.ndarray:
     if name not in df.columns:
-        raise ValueError(f"results have no column {name!r}; columns: {', '.join(map(str, df.columns))}")
+        raise ValueError(f"results have no column {name!r}: use one of {', '.join(map(str, df.columns))}")
     return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
 
 

@@ -28,8 +28,9 @@ __all__ = ["Trial", "normalise_space", "grid_trials", "random_trials", "build_co
 
 POOL_FIELDS = frozenset(f.name for f in dataclasses.fields(PoolConfig) if not f.name.startswith("_"))
 SERVING_FIELDS = frozenset(f.name for f in dataclasses.fields(ServingConfig))
-# A small fixed-size CPU pool: sweeps run many trials, and a pool that cannot grow shows the trade-off.
-DEFAULT_POOL = PoolConfig(page_size="16KiB", memory_pool_initial_size="4MiB", max_size=None, device="cpu")
+# A small fixed-size pool (on the GPU when there is one): sweeps run many trials, and a pool that
+# cannot grow shows the trade-off.
+DEFAULT_POOL = PoolConfig(page_size="16KiB", memory_pool_initial_size="4MiB", max_size=None, device="auto")
 DEFAULT_SERVING = ServingConfig(kv_layout="contiguous", compute="none", cache_reuse_strategy="lru")
 _MAX_ENUMERATED = 1_000_000
 MAX_TRIALS = 100_000  # every trial's configs are built up front; a sweep this long is a typo

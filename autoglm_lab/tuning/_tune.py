@@ -116,7 +116,7 @@ def tune(space: Mapping[str, Any], workload: Workload | None = None, *, objectiv
     executor: any `concurrent.futures.Executor` (e.g. a Dask ``client.get_executor()``); None starts a
         process pool of ``max_workers`` (default 2) for this call; "serial" runs in this process.
     pool_config, serving_config: the base configs the space's values replace (defaults: a fixed
-        4 MiB CPU pool of 16 KiB pages; contiguous KV, LRU reuse, compute="none"); a `PoolConfig` /
+        4 MiB pool of 16 KiB pages, device="auto"; contiguous KV, LRU reuse, compute="none"); a `PoolConfig` /
         `ServingConfig`, not a dict (TypeError).
     Bad arguments raise TypeError/ValueError naming the argument before any trial runs.
     """

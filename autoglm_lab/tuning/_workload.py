@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict, dataclass
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ class Workload:
 
     def __post_init__(self) -> None:
         if self.trace is not None:
+            if not isinstance(self.trace, str | PathLike):  # str() would turn anything into a "path"
+                raise TypeError(f"trace={self.trace!r} is not allowed: use None or the path of a trace CSV "
+                                f"(str or os.PathLike), not {type(self.trace).__name__}")
             object.__setattr__(self, "trace", str(self.trace))
         for name in ("steps", "num_sessions", "seed"):
             value = getattr(self, name)
@@ -75,7 +79,7 @@ class Workload:
     def check(self) -> None:
         """Build the requests once, so a missing trace or a bad parameter fails before any trial runs."""
         if self.trace is not None and not Path(self.trace).is_file():
-            raise FileNotFoundError(f"trace file {self.trace!r} does not exist")
+            raise FileNotFoundError(f"trace file {self.trace!r} does not exist: give the path of a trace CSV file")
         if not _requests(self):
             what = f"trace file {self.trace!r}" if self.trace is not None else f"num_sessions={self.num_sessions}"
             raise ValueError(f"{what} gives no requests: every trial would serve nothing")

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 TRACE_NAME = "azure_llm_2023_conv.csv"
 DEMO_POOL = {"page_size": "64KiB", "memory_pool_initial_size": "64MiB", "max_size": "64MiB",
-             "device": "cpu", "compaction": "lazy"}
+             "device": "auto", "compaction": "lazy"}  # auto: CUDA when torch sees a GPU, else the CPU
 
 
 def shipped_trace_path() -> Path:
@@ -40,8 +40,9 @@ def demo_requests(*, limit: int = 2000, time_scale: float = 4.0, seed: int = 0) 
 
 def demo_setup(*, kv_layout: str = "contiguous", cache_reuse_strategy: str = "lru", seed: int = 0,
                limit: int = 2000, time_scale: float = 4.0, **pool_overrides: Any) -> tuple[PagedPool, ServingSim]:
-    """A 64 MiB CPU pool of 64 KiB pages with lazy compaction, and a simulator replaying the shipped
-    trace with contiguous KV and LRU reuse: the lab's ready-to-play default."""
+    """A 64 MiB pool of 64 KiB pages with lazy compaction (on the GPU when torch sees one, else the
+    CPU; ``device="cpu"`` forces it), and a simulator replaying the shipped trace with contiguous KV
+    and LRU reuse: the lab's ready-to-play default."""
     pool = PagedPool(PoolConfig(**{**DEMO_POOL, **pool_overrides}))
     sim = ServingSim(pool, ServingConfig(kv_layout=kv_layout, cache_reuse_strategy=cache_reuse_strategy, seed=seed),
                      requests=demo_requests(limit=limit, time_scale=time_scale, seed=seed))

@@ -7,12 +7,15 @@ whole context back from them, so attention really reads tensors that live in the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..pool import resolve_device
 
 __all__ = ["ModelConfig", "TinyGLM", "KVAccess", "DTYPES"]
 
@@ -44,8 +47,13 @@ class ModelConfig:
                              f"num_kv_heads={self.num_kv_heads} (grouped-query attention)")
         if self.head_dim % 2:
             raise ValueError(f"head_dim={self.head_dim} is not allowed: rotary embeddings need an even head_dim")
-        if self.dtype not in DTYPES:
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:  # a list is unhashable
             raise ValueError(f"dtype={self.dtype!r} is not allowed: choose one of {', '.join(map(repr, DTYPES))}")
+        theta = self.rope_theta
+        if isinstance(theta, bool) or not isinstance(theta, int | float) or not (math.isfinite(theta) and theta > 0):
+            raise ValueError(f"rope_theta={theta!r} is not allowed: use a finite number > 0")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed={self.seed!r} is not allowed: use an integer from 0 to {2**63 - 1}")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -90,7 +98,13 @@ class TinyGLM(nn.Module):
     """A GLM-style decoder with random weights. `step` runs one scheduler iteration's tokens."""
 
     def __init__(self, config: ModelConfig | None = None, device: torch.device | str = "cpu") -> None:
+        """``device``: a torch device or a name as `PoolConfig.device` takes it ("auto": CUDA when present);
+        `ServingSim` passes its pool's device, so the weights sit next to the KV cache."""
         super().__init__()
+        if config is not None and not isinstance(config, ModelConfig):
+            raise TypeError(f"config={config!r} is not allowed: use None or a ModelConfig, not {type(config).__name__}")
+        if isinstance(device, str):
+            device = resolve_device(device)
         cfg = self.config = config if config is not None else ModelConfig()
         gen = torch.Generator().manual_seed(cfg.seed)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden_size)

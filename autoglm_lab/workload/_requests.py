@@ -185,7 +185,8 @@ def synthetic_requests(num_sessions: int = 200, *, rate_per_s: float = 4.0, prom
         t += rng.exponential(1.0 / rate_per_s)
         if t > MAX_ARRIVAL_S:
             raise ValueError(f"rate_per_s={rate_per_s!r} is too low for num_sessions={num_sessions}: session {sid} "
-                             f"would arrive after {_num(MAX_ARRIVAL_S)} s, the latest a Request allows")
+                             f"would arrive after {_num(MAX_ARRIVAL_S)} s, the latest a Request allows: use a higher "
+                             f"rate_per_s or fewer sessions")
         turns = 1 + int(rng.poisson(turns_mean - 1.0))
         context, prev = 0, None
         for turn in range(turns):

@@ -48,6 +48,8 @@ class ServingSim:
         cfg = config if config is not None else ServingConfig()
         if not isinstance(cfg, ServingConfig):
             raise TypeError(f"config must be a ServingConfig, not {type(cfg).__name__}")
+        if not isinstance(tag, str) or not tag:  # checked here, not at the first allocation
+            raise TypeError(f"tag={tag!r} is not allowed: use a non-empty string")
         self.pool = pool
         self._config = cfg
         self.tag = tag
@@ -525,6 +527,8 @@ class ServingSim:
         if until is not None and (isinstance(until, bool) or not isinstance(until, int | float)
                                   or not math.isfinite(until)):
             raise ValueError(f"until={until!r} is not allowed: use None or a finite number of seconds")
+        if not isinstance(progress, bool):
+            raise TypeError(f"progress={progress!r} is not allowed: use True or False")
         bar = tqdm(total=steps, disable=not progress, unit="step", desc="serving", leave=False)
         self._until = until
         try:
@@ -544,9 +548,13 @@ class ServingSim:
     def recent_steps(self, n: int | None = None, keys: tuple[str, ...] = RECENT_KEYS) -> dict[str, np.ndarray]:
         """The last ``n`` step records (all the ring holds when None), oldest first, one array per key
         (``keys``: a subset of `RECENT_KEYS`, the columns a view needs)."""
-        unknown = set(keys) - set(RECENT_KEYS)
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            raise ValueError(f"n={n!r} is not allowed: use None or an integer >= 0")
+        if isinstance(keys, str) or not isinstance(keys, tuple | list):  # a str would be read letter by letter
+            raise TypeError(f"keys={keys!r} is not allowed: use a tuple of names from RECENT_KEYS")
+        unknown = [k for k in keys if k not in RECENT_KEYS]
         if unknown:
-            raise ValueError(f"recent_steps: unknown keys {sorted(unknown)}; known: {RECENT_KEYS}")
+            raise ValueError(f"recent_steps: unknown keys {unknown}; known: {RECENT_KEYS}")
         with self.pool.lock:
             return self._recent.arrays(n, keys)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
@@ -98,16 +99,27 @@ def load_trace(path: str | PathLike[str], *, token_scale: float = 1.0, time_scal
     _check_args(token_scale, time_scale, limit, min_tokens)
     path = Path(path)
     rows: list[tuple[float, int, int, int]] = []  # timestamp, ContextTokens, GeneratedTokens, line
-    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
-        reader = csv.reader(fh)
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
+        raise type(err)(err.errno, f"trace file {str(path)!r}: {err.strerror}; give the path of a trace CSV file") \
+            from None
+    with fh:
+        last = [""]  # the physical line the csv reader took last: names the field of a csv.Error
+        reader = csv.reader(_remember(fh, last))
         line = 1
         try:
             header = next(reader, None)
-            if header is not None and any(_UNDECODABLE.search(h) for h in header):
-                raise TraceError(f"{path}, line 1: the header is not UTF-8 text: save the trace as UTF-8")
-            if header is None or tuple(h.strip() for h in header) != HEADER:
-                shown = None if header is None else _show(",".join(header))
-                raise TraceError(f"{path}, line 1: header {shown} is not allowed: use {','.join(HEADER)}")
+            if header is None:
+                raise TraceError(f"{path}, line 1: the file is empty: its first line must be the header "
+                                 f"{','.join(HEADER)}")
+            bad = next((m for h in header if (m := _UNDECODABLE.search(h))), None)
+            if bad is not None:
+                raise TraceError(f"{path}, line 1: the header is not UTF-8 text (it has the byte "
+                                 f"0x{ord(bad.group()) - 0xDC00:02x}): save the trace as UTF-8")
+            if tuple(h.strip() for h in header) != HEADER:
+                raise TraceError(f"{path}, line 1: header {_show(','.join(header))} is not allowed: use "
+                                 f"{','.join(HEADER)}")
             for row in reader:
                 line = reader.line_num
                 if limit is not None and len(rows) >= limit:
@@ -117,7 +129,7 @@ def load_trace(path: str | PathLike[str], *, token_scale: float = 1.0, time_scal
                 rows.append((*_row(row), line))
         except csv.Error as err:
             # reader.line_num has counted the lines of the row it could not parse
-            raise TraceError(f"{path}, line {reader.line_num}: {err} (a field may hold at most "
+            raise TraceError(f"{path}, line {reader.line_num}: {err}{_culprit(last[0])} (a field may hold at most "
                              f"{_MAX_FIELD:,} characters)") from None
         except ValueError as err:
             if isinstance(err, TraceError):
@@ -143,9 +155,25 @@ def load_trace(path: str | PathLike[str], *, token_scale: float = 1.0, time_scal
     return out
 
 
+def _remember(lines: Iterable[str], last: list[str]) -> Iterator[str]:
+    for text in lines:
+        last[0] = text
+        yield text
+
+
+def _culprit(text: str) -> str:
+    """The over-long field of a physical line, as " in FIELD 'value'..." ("" if none: a quoted field)."""
+    for i, part in enumerate(text.rstrip("\r\n").split(",")):
+        if len(part) > _MAX_FIELD:
+            name = HEADER[i] if i < len(HEADER) else f"field {i + 1}"
+            return f" in {name} {_show(part)}"
+    return ""
+
+
 def _row(row: list[str]) -> tuple[float, int, int]:
     if len(row) != 3:
-        raise ValueError(f"{len(row)} fields, expected 3 ({','.join(HEADER)}): {_show(','.join(row))}")
+        what = f"{', '.join(HEADER[len(row):])} missing" if len(row) < 3 else f"{len(row) - 3} extra"
+        raise ValueError(f"{len(row)} fields ({what}), expected 3 ({','.join(HEADER)}): {_show(','.join(row))}")
     for name, text in zip(HEADER, row, strict=True):
         m = _UNDECODABLE.search(text)
         if m is not None:

@@ -18,7 +18,8 @@ from ..pool.helpers import check_pattern, write_pattern
 # words that say what is allowed (or what was expected) in our messages
 ALLOWED = re.compile(r"allowed|use |give |choose|expect|must|one of|known|only|needs|is not a|not an?\b|"
                      r"belongs to|already freed|was freed|pinned|cannot|up to|too large|between|from \d|"
-                     r"read-only|attribute|has no setter|object attribute|is not writable", re.I)
+                     r"read-only|attribute|has no setter|object attribute|is not writable|save the \w+ as|"
+                     r"at most", re.I)
 
 
 @dataclass
@@ -58,7 +59,8 @@ def pool_state(pool: al.PagedPool) -> tuple:
     return (pool.stats(), pool.config, snap.tags, snap.events_total, arrays)
 
 
-def assert_refused(case: Case, world: World) -> None:
+def assert_refused(case: Case, world: World) -> str:
+    """Run the case's call; return the refusal's message for further checks."""
     before = pool_state(world.pool)
     with pytest.raises(case.exc) as info:
         case.call(world)
@@ -69,3 +71,4 @@ def assert_refused(case: Case, world: World) -> None:
     assert pool_state(world.pool) == before, f"{case.name}: the pool changed"
     for b in world.blocks:
         check_pattern(b)
+    return msg

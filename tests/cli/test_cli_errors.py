@@ -66,7 +66,7 @@ def test_demo_bad_input(files, capsys, args, status, words) -> None:
 
 @pytest.mark.parametrize(("trace", "options", "status", "words"), [
     ("missing", [], 1, "trace file '{dir}/missing.csv' does not exist"),
-    ("folder", [], 1, "trace file '{dir}/folder' does not exist"),
+    ("folder", [], 1, "trace file '{dir}/folder' is a folder"),
     ("digits", [], 1, "digits.csv, line 2: ContextTokens '999"),
     ("field", [], 1, "field.csv, line 3: field larger than field limit"),
     ("latin1", [], 1, "latin1.csv, line 3: ContextTokens has the byte 0xe9, which is not UTF-8"),
