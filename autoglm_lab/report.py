@@ -32,8 +32,9 @@ from .pool import PageState, PoolSnapshot, format_size
 __all__ = ["build_report", "write_report", "encode_png", "page_map_rgb", "page_map_png", "heat_column",
            "PAGE_COLOURS"]
 
-# RGB per PageState: free, used, tail (last page, partly used: internal waste), pinned.
-PAGE_COLOURS = np.array([[226, 230, 235], [44, 110, 190], [240, 150, 40], [140, 70, 160]], dtype=np.uint8)
+# RGB per PageState: free, used, tail (last page, partly used: internal waste), pinned, cached (evictable).
+PAGE_COLOURS = np.array([[226, 230, 235], [44, 110, 190], [240, 150, 40], [140, 70, 160], [103, 232, 249]],
+                        dtype=np.uint8)
 _PAD = np.array([255, 255, 255], dtype=np.uint8)
 _MAX_TRACE_POINTS = 4000
 

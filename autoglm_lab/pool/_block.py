@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["Block"]
 
 _READ_ONLY = frozenset({"id", "nbytes", "num_pages", "tag", "dtype", "shape", "created_s", "first_page", "tensor",
-                        "freed", "pinned", "segment"})
+                        "freed", "pinned", "cached", "segment"})
 
 
 class Block(BlockBase):
@@ -91,6 +91,11 @@ class Block(BlockBase):
     @property
     def pinned(self) -> bool:
         return self._pins > 0
+
+    @property
+    def cached(self) -> bool:
+        """True while the pool holds this block as evictable cache (`PagedPool.set_cached`)."""
+        return self.id in self._pool._cached
 
     @property
     def segment(self) -> int:

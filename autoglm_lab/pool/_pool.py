@@ -23,7 +23,7 @@ import math
 import threading
 import time
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from ._block import Block
 from ._config import LIVE_FIELDS, PoolConfig, format_size
 from ._errors import DeviceAllocationError, InvalidBlockError, PinnedBlockError, PoolExhausted
 from ._events import COMPACT_REASONS, EventKind
+from ._service import BlockTable, SegmentStorage
 from ._snapshot import SNAPSHOT_VERSION, PoolSnapshot
 from ._stats import PoolStats
 
@@ -167,6 +168,11 @@ class PagedPool:
                           self.events, Block, PinnedBlockError, torch.uint8, self._t0)
         self._core.merge_on_free = cfg.coalesce == "eager"
         self._pinned_blocks = 0
+        self._cached: dict[int, tuple[int, int]] = {}  # cached block id -> (pages, requested bytes)
+        self._cached_pages = 0
+        self._cached_requested = 0
+        self.evictions = 0
+        self._evictor: Callable[[int], int] | None = None
         self.failed_allocations = 0
         # compaction accounting (written by autoglm_lab.compactor)
         self.compactions = 0
@@ -388,6 +394,15 @@ class PagedPool:
             start = idx.take(pages)
             if start >= 0:
                 return start
+        evictor = self._evictor
+        while evictor is not None and self._cached:
+            before = len(self._cached)
+            if evictor(pages) <= 0 or len(self._cached) >= before:  # nothing (more) it will evict
+                break
+            idx.merge_all()
+            start = idx.take(pages)
+            if start >= 0:
+                return start
         self.failed_allocations += 1
         self.consecutive_failures += 1
         if self._config.compaction != "off":
@@ -419,10 +434,46 @@ class PagedPool:
         return block
 
     def free(self, block: Block) -> None:
-        """Return a block's pages to the pool. Freeing twice raises `InvalidBlockError`."""
-        if self._core.free(block) is False:  # not a live block of this pool: say which error
-            self._check_own(block, "free")
-            raise AssertionError(f"the core refused to free {block!r}")
+        """Return a block's pages to the pool. Freeing twice raises `InvalidBlockError`; freeing a
+        cached block counts as an eviction."""
+        with self._lock:
+            if self._core.free(block) is False:  # not a live block of this pool: say which error
+                self._check_own(block, "free")
+                raise AssertionError(f"the core refused to free {block!r}")
+            if self._cached:
+                gone = self._cached.pop(block.id, None)
+                if gone is not None:
+                    self._cached_pages -= gone[0]
+                    self._cached_requested -= gone[1]
+                    self.evictions += 1
+
+    def set_cached(self, block: Block, cached: bool = True) -> None:
+        """Mark a live block as cached KV that no running request references (evictable: stats count
+        it apart from used memory, the page map shows it as CACHED), or as referenced again."""
+        if not isinstance(cached, bool):
+            raise TypeError(f"cached={cached!r} must be True or False")
+        with self._lock:
+            blk = self._check_own(block, "set_cached")
+            if cached == (blk.id in self._cached):
+                return
+            if cached:
+                self._cached[blk.id] = (blk.num_pages, blk.nbytes)
+                self._cached_pages += blk.num_pages
+                self._cached_requested += blk.nbytes
+            else:
+                del self._cached[blk.id]
+                self._cached_pages -= blk.num_pages
+                self._cached_requested -= blk.nbytes
+            self.seq += 1
+
+    def set_evictor(self, evictor: Callable[[int], int] | None) -> None:
+        """``evictor(pages)`` is called (lock held) when an allocation of ``pages`` finds no free run
+        after merging and growing, before it counts as a failure or compacts: it frees cached blocks
+        (per its reuse strategy) and returns how many; the pool retries while it frees some."""
+        if evictor is not None and not callable(evictor):
+            raise TypeError(f"evictor={evictor!r} is not callable: give fn(pages) -> blocks evicted, or None")
+        with self._lock:
+            self._evictor = evictor
 
     def copy_bytes(self, dst: Block, src: Block, nbytes: int | None = None) -> None:
         """Copy the first ``nbytes`` bytes of ``src`` to the start of ``dst`` (default: all that fits).
@@ -516,6 +567,54 @@ class PagedPool:
 
         return _policy.tick(self, self.now() if now is None else now)
 
+    # ------------------------------------------------------------------ the interface a compaction service uses
+    # (see `_service`): call these with the pool's lock held, as the service's methods are called
+    def block_table(self) -> BlockTable:
+        """The live blocks sorted by first page (copied: the caller owns the arrays)."""
+        with self._lock:
+            return BlockTable(*self._table())
+
+    def segment_storage(self) -> list[SegmentStorage]:
+        """Each segment's global page range and its bytes (views of the pool's own tensors)."""
+        with self._lock:
+            return [SegmentStorage(s.first_page, s.num_pages, s.data) for s in self._segments]
+
+    @property
+    def free_pages(self) -> int:
+        return self._index.free_pages
+
+    @property
+    def largest_free_run_pages(self) -> int:
+        """The longest free run the index holds (with lazy coalescing, neighbours may be unmerged)."""
+        return self._index.largest()
+
+    def merge_free_runs(self) -> bool:
+        """Merge neighbouring free runs that lazy coalescing left apart; True if any were."""
+        with self._lock:
+            return bool(self._index.merge_all())
+
+    def apply_moves(self, moves: Sequence[tuple[int, int, int]], copy: Callable[[], None]) -> None:
+        """Move blocks: ``moves`` are (block id, old first page, new first page), in order, and
+        ``copy()`` copies their bytes. The books first: every move is checked against the pool as the
+        earlier ones leave it, and one that does not fit (block not live there, pinned, destination
+        not free) raises `AssertionError` before a byte is copied. If ``copy`` raises, the books are
+        put back and the error goes on."""
+        with self._lock:
+            if moves:
+                self._core.relocate(moves)
+            try:
+                copy()
+            except BaseException:
+                self._core.relocate([(b, dst, src) for b, src, dst in reversed(moves)])
+                raise
+
+    def record_compaction(self, reason: str, pages: int, bytes_moved: int, pause_s: float) -> None:
+        """Count one compaction (or one budgeted step) in the pool's stats and event ring."""
+        if reason not in COMPACT_REASONS:
+            raise ValueError(f"reason={reason!r} is not allowed: choose one of {COMPACT_REASONS}")
+        with self._lock:
+            self._record_compaction(reason, pages, bytes_moved, pause_s)
+
     # ------------------------------------------------------------------ mechanism used by the compactor
     def _record(self, kind: EventKind, block_id: int, pages: int, latency_s: float, info: int) -> None:
         self.events.record((self.now(), int(kind), block_id, pages, latency_s, info))
@@ -558,8 +657,9 @@ class PagedPool:
             free = idx.free_pages
             cap = idx.total_pages
             core = self._core
-            used = core.used_pages
-            requested = core.requested_bytes
+            cached = self._cached_pages
+            used = core.used_pages - cached
+            requested = core.requested_bytes - self._cached_requested
             ps = self.page_size
             waste = used * ps - requested
             return PoolStats(
@@ -579,6 +679,8 @@ class PagedPool:
                 compaction_pause_s=self.compaction_pause_s,
                 last_compaction_reason=self.last_compaction_reason,
                 compactions_by_reason=dict(self.compactions_by_reason),
+                cached_bytes=cached * ps, cached_pages=cached, cached_blocks=len(self._cached),
+                evictions=self.evictions,
             )
 
     def free_run_lengths(self) -> np.ndarray:
@@ -602,6 +704,8 @@ class PagedPool:
                 segment_num_pages=np.asarray([s.num_pages for s in self._segments], dtype=np.int64),
                 block_id=bid, block_first_page=start, block_num_pages=pages, block_nbytes=nbytes,
                 block_tag=tag.astype(np.int32), block_pinned=pins > 0, block_created_s=created,
+                block_cached=(np.isin(bid, np.fromiter(self._cached, dtype=np.int64, count=len(self._cached)))
+                              if self._cached else np.zeros(bid.shape[0], dtype=bool)),
                 tags=tuple(self._tag_names), stats=self.stats(), events_total=self.events.total,
                 event_rows=self.events.rows(),
             )
@@ -627,6 +731,12 @@ class PagedPool:
                 raise AssertionError(f"blocks hold {int(pages.sum())} pages, accounting says {core.used_pages}")
             if int(nbytes.sum()) != core.requested_bytes:
                 raise AssertionError("requested bytes disagree with the block table")
+            live = {int(b): (int(p), int(n)) for b, p, n in zip(bid, pages, nbytes, strict=True)}
+            if any(live.get(b) != v for b, v in self._cached.items()):
+                raise AssertionError("a cached block is not a live block of the table")
+            if sum(p for p, _ in self._cached.values()) != self._cached_pages \
+                    or sum(n for _, n in self._cached.values()) != self._cached_requested:
+                raise AssertionError("cached pages or bytes disagree with the cached blocks")
             if start.size and (np.any(start[1:] < start[:-1] + pages[:-1]) or start[0] < 0
                                or start[-1] + pages[-1] > cap):
                 raise AssertionError("blocks overlap or lie outside the pool")

@@ -4,13 +4,14 @@ Schema (version 1). All arrays are numpy and owned by the snapshot (copies, safe
 
 ```
 per page (num_pages,)          page_state uint8   PageState: FREE, USED, TAIL (last page, partly
-                                                  used: internal waste), PINNED
+                                                  used: internal waste), PINNED, CACHED
                                page_block int64   owning block id, -1 when free
                                page_tag   int32   index into `tags`, -1 when free or untagged
                                page_segment int32 position of the page's segment
 per segment (num_segments,)    segment_first_page, segment_num_pages  int64
 per block (num_blocks,)        block_id, block_first_page, block_num_pages, block_nbytes int64,
-  (sorted by first page)       block_tag int32, block_pinned bool, block_created_s float64
+  (sorted by first page)       block_tag int32, block_pinned bool, block_created_s float64,
+                               block_cached bool (evictable cache no running request references)
 events                         EventArrays (time_s, kind, block_id, pages, latency_s, info)
 tags                           tuple: the name of each tag id; None for an id no live block carries
                                (ids are reused once their last block is freed)
@@ -32,7 +33,7 @@ from ._stats import PoolStats
 
 __all__ = ["PoolSnapshot", "PageState", "SNAPSHOT_VERSION", "free_runs", "page_index"]
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: block_cached and PageState.CACHED
 
 
 class PageState(IntEnum):
@@ -40,6 +41,7 @@ class PageState(IntEnum):
     USED = 1
     TAIL = 2
     PINNED = 3
+    CACHED = 4  # a cached block's pages: evictable, no running request references them
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class PoolSnapshot:
     block_tag: np.ndarray
     block_pinned: np.ndarray
     block_created_s: np.ndarray
+    block_cached: np.ndarray
     tags: tuple[str | None, ...]
     stats: PoolStats
     events_total: int
@@ -79,11 +82,12 @@ class PoolSnapshot:
 
     @cached_property
     def page_state(self) -> np.ndarray:
-        """uint8 `PageState` per page: FREE, USED, TAIL (last page, partly used), PINNED."""
+        """uint8 `PageState` per page: FREE, USED, TAIL (last page, partly used), PINNED, CACHED."""
         n = self.num_blocks
         block_state = np.full(n + 1, PageState.USED, dtype=np.uint8)
         block_state[0] = PageState.FREE
         if n:
+            block_state[1:][self.block_cached] = PageState.CACHED
             block_state[1:][self.block_pinned] = PageState.PINNED
         # repeat the states straight into pages (uint8): no page index needed for the page map
         values = np.zeros(2 * n + 1, dtype=np.uint8)
@@ -91,7 +95,8 @@ class PoolSnapshot:
         state = np.repeat(values, _run_lengths(self.num_pages, self.block_first_page, self.block_num_pages))
         if n:
             ends = self.block_first_page + self.block_num_pages
-            tail = (self.block_num_pages * self.page_size > self.block_nbytes) & ~self.block_pinned
+            tail = (self.block_num_pages * self.page_size > self.block_nbytes) & ~self.block_pinned \
+                & ~self.block_cached
             state[ends[tail] - 1] = PageState.TAIL
         return state
 

@@ -86,3 +86,9 @@ def test_report_refuses_bad_input(pool):
         build_report([])
     with pytest.raises(ValueError, match="times has 2 values for 1 snapshots"):
         build_report([pool.snapshot()], times=[0.0, 1.0])
+
+
+def test_every_page_state_has_a_colour() -> None:
+    from autoglm_lab.report import PAGE_COLOURS
+
+    assert len(PAGE_COLOURS) == len(PageState)
