@@ -7,7 +7,9 @@
    per step (target p99 <= 1 ms on CPU).
 3. Planning time for 1M pages (pure planner, no device).
 
-Usage: python benchmarks/bench_compactor.py [--device cpu|cuda] [--pool-mib 1024]
+Usage: python benchmarks/bench_compactor.py [--device cpu|cuda] [--pool-mib 1024] [--executor auto|triton|torch]
+(--executor: who copies, see autoglm_lab/compactor/_triton.py; each data-path line names the one used.
+benchmarks/gpu_check.sh runs the GPU path's checks in one go.)
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ import torch
 from _common import machine, percentile
 
 import autoglm_lab as al
-from autoglm_lab.compactor import DEFAULT_STEP_BUDGET_BYTES, Layout, plan_sliding, plan_targeted, plan_two_finger
+from autoglm_lab.compactor import (
+    DEFAULT_STEP_BUDGET_BYTES,
+    Layout,
+    _triton,
+    plan_sliding,
+    plan_targeted,
+    plan_two_finger,
+)
 
 
 def sync(device: str) -> None:
@@ -109,7 +118,8 @@ def data_path(device: str, pool_bytes: int, rounds: int = 7) -> None:
         ratio = best_ref / best_copy
         paired = statistics.median(r / c for r, c in zip(refs, copies, strict=True))
         gbs = rep.bytes_moved / 1e9
-        print(f"data path {strategy:10s} blocks of 1..{max_pages:2d} pages: {rep.bytes_moved / 2**20:6.1f} MiB in "
+        print(f"data path {strategy:10s} blocks of 1..{max_pages:2d} pages [{rep.executor}]: "
+              f"{rep.bytes_moved / 2**20:6.1f} MiB in "
               f"{len(rep.moves)} moves: copies {best_copy * 1e3:6.2f} ms = {gbs / best_copy:5.2f} GB/s; "
               f"one copy_ {gbs / best_ref:5.2f} GB/s; ratio, median of the paired rounds {paired:.2f}x (target >= 0.8) "
               f"-> {'OK' if paired >= 0.8 else 'MISSED'}; best against best {ratio:.2f}x; with the pool's bookkeeping "
@@ -209,7 +219,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--pool-mib", type=int, default=1024)
+    ap.add_argument("--executor", choices=_triton.EXECUTORS, default=None)
     args = ap.parse_args()
+    _triton.EXECUTOR = args.executor
     print(f"machine: {machine()}; device {args.device}")
     data_path(args.device, 256 << 20)
     incremental(args.device, args.pool_mib << 20)

@@ -24,7 +24,10 @@ fi
 # the package itself (editable) with its test and dev tools; the build hooks compile the pool's C
 # core (hatch_build.py; AUTOGLM_LAB_REQUIRE_CORE=1 makes a compiler failure fatal, as CI does) and
 # bundle js/ with npm
-$PIP install -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+# with Triton where it has wheels (Linux): the compactor's GPU kernel, tested interpreted on a CPU
+EXTRAS=dev
+if [ "$(uname -s)" = Linux ]; then EXTRAS=dev,gpu; fi
+$PIP install -e ".[$EXTRAS]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 # the dashboard's front end: the build hook (hatch-jupyter-builder) bundles js/ into
 # autoglm_lab/widget/static/ during the install above; build it here when that was skipped
 # (HATCH_JUPYTER_BUILDER_SKIP_NPM=1, or an install that found the bundle up to date but missing)
@@ -33,3 +36,6 @@ if [ ! -f autoglm_lab/widget/static/pagemap.js ] || [ ! -f autoglm_lab/widget/st
   (cd js && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
 fi
 "$VENV/bin/python" -c "import autoglm_lab, torch; from autoglm_lab.pool import _impl; print('autoglm_lab', autoglm_lab.__version__, '| pool core', _impl.IMPL, _impl.REASON, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"
+if [ "$EXTRAS" = dev,gpu ]; then  # a missing Triton fails here, not as skipped tests
+  "$VENV/bin/python" -c "import triton; print('triton', triton.__version__)"
+fi

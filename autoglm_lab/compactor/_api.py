@@ -62,6 +62,12 @@ class _CopyTimer:
         self._t0 = time.perf_counter()
         self._t1 = self._t0
 
+    def restart(self) -> None:
+        """The copies start now: what came before (the Triton executor's schedule) is not copying."""
+        if self._cuda:
+            self._start.record(self._stream)
+        self._t0 = time.perf_counter()
+
     def stop(self) -> None:
         if self._cuda:
             self._end.record(self._stream)
@@ -175,7 +181,7 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
             pool._relocate(moves)
         timer = _CopyTimer(pool)
         try:
-            execute(pool, step)
+            executor = execute(pool, step, started=timer.restart)
         except BaseException:
             pool._relocate([(b, dst, src) for b, src, dst in reversed(moves)])  # the blocks are not there
             raise
@@ -203,4 +209,5 @@ def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int 
             largest_free_run_after=after.largest_free_run_pages,
             free_runs_before=before.free_runs, free_runs_after=after.free_runs, page_size=pool.page_size,
             planned_pages=planned_pages, notes=full.notes, copy_s=timer.seconds(), plan_done=not rest.stages,
+            executor=executor,
         )

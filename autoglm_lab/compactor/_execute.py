@@ -7,11 +7,14 @@ and one scatter per segment (on CUDA, always: there a launch costs more than mov
 otherwise each range is one slice copy.
 A range that overlaps its own destination (sliding by less than its length) is copied by numpy's
 memmove on a CPU (through a flat view, in place), and on CUDA in forward chunks no longer than the
-distance moved, or through a temporary when that would take many chunks."""
+distance moved, or through a temporary when that would take many chunks.
+
+On CUDA, where Triton is installed, `_triton` runs a step instead (one kernel launch per independent
+stage); this module's paths are its fallback, and a CPU's default."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -183,11 +186,24 @@ def _by_segment(pool: PagedPool, moves: Sequence[Move]) -> list[tuple[_Segment, 
     return list(by_seg.values())
 
 
-def execute(pool: PagedPool, step: Plan) -> None:
-    """Copy the bytes of every move of ``step`` (its bookkeeping is the caller's: ``pool._relocate``)."""
+def execute(pool: PagedPool, step: Plan, started: Callable[[], None] | None = None) -> str:
+    """Copy the bytes of every move of ``step`` (its bookkeeping is the caller's: ``pool._relocate``).
+    Returns who copied them: "triton" (or "triton-interpret", "triton+torch"; see `_triton`), "torch",
+    "cpu-memmove" (numpy or the compiled core, in the calling thread) or "none" (no moves).
+    ``started`` is called when the Triton executor has built its schedule, just before its first launch."""
+    if not step.stages:
+        return "none"
+    from . import _triton  # imports Triton itself only when it is wanted
+
+    if _triton.wanted(pool._segments[0].data.device):
+        name = _triton.execute(pool, step, started)
+        if name is not None:
+            return name
+    used = "none"
     for stage in step.stages:
         for seg, moves in _by_segment(pool, stage.moves):
             host = seg.data.device.type == "cpu" and not TORCH_PATH_ON_CPU
+            used = "cpu-memmove" if host else "torch"
             if stage.independent:
                 ranges = coalesce(sorted(moves, key=_src_page))
                 if len(ranges) >= GATHER_MIN_RANGES:
@@ -203,3 +219,4 @@ def execute(pool: PagedPool, step: Plan) -> None:
                 rows = _rows(seg)  # built once per segment and stage: a view costs microseconds
                 for src, dst, pages in ranges:
                     _copy_range(seg, src, dst, pages, rows)
+    return used

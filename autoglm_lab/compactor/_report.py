@@ -31,11 +31,16 @@ class CompactionReport:
     page_size: int
     planned_pages: int = 0       # pages the whole plan moves (all steps), for budgeted runs
     notes: tuple[str, ...] = field(default=())
-    copy_s: float = 0.0          # of pause_s, copying the bytes (the data path; CUDA: timed by events)
+    # of pause_s, copying the bytes (the data path; CUDA: timed by events), from the first copy queued
+    # (the Triton executor's schedule, built on the host before it, is not counted)
+    copy_s: float = 0.0
     # the plan this step worked from has no moves left: True when done, and also when the pool changed
     # during a budgeted compaction (a plan made on the pool as it is now may find more to do: the
     # next call makes one and says done when it has run). The eager policy ends its cycle here.
     plan_done: bool = True
+    # who copied the bytes: "triton" (compiled kernel), "triton-interpret" (TRITON_INTERPRET=1),
+    # "triton+torch" (a launch failed mid-step; torch did the rest), "torch", "cpu-memmove", "none"
+    executor: str = "none"
 
     @property
     def excess_pages(self) -> int:

@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 
 import autoglm_lab as al
-from autoglm_lab.compactor import Move, Plan, Stage, _execute, layout_of, plan, safe_moves
+from autoglm_lab.compactor import Move, Plan, Stage, _execute, _triton, layout_of, plan, safe_moves
 from autoglm_lab.pool import EventKind
 
 from ..pool.helpers import check_pattern, small_pool, write_pattern
@@ -32,8 +32,10 @@ def fragmented(device: str = "cpu", *, pages: int = 64, size: int = 1, keep_ever
 
 @pytest.fixture(params=["host", "device"])
 def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with the CPU's numpy copies and with the torch path that CUDA uses."""
+    """Run a test with the CPU's numpy copies and with the torch path that CUDA uses (not Triton,
+    CUDA's default where installed: tests/compactor/test_triton.py covers that)."""
     monkeypatch.setattr(_execute, "TORCH_PATH_ON_CPU", request.param == "device")
+    monkeypatch.setattr(_triton, "EXECUTOR", "torch")
     return str(request.param)
 
 
@@ -49,6 +51,7 @@ def test_full_compaction_keeps_ids_bytes_and_leaves_one_run(device: str, strateg
         check_pattern(b)
     pool.check_invariants()
     assert rep.bytes_moved == rep.pages_moved * 4096 and rep.pause_s > 0 and rep.plan_s <= rep.pause_s
+    assert rep.executor == ("cpu-memmove" if device == "cpu" and copy_path == "host" else "torch")
     if strategy == "two_finger":
         assert rep.pages_moved == rep.lower_bound_pages == 16  # same-size blocks: exactly the bound
 
