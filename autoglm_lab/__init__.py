@@ -26,6 +26,8 @@ from .pool import (
     parse_size,
 )
 
+from . import compactor as _compactor  # noqa: F401 - registers the pool's default compaction service
+
 __version__ = "0.1.0"
 
 _LAZY = {

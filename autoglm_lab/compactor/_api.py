@@ -1,15 +1,17 @@
-"""`compact(pool, ...)`: plan, cut to a budget, execute, book-keep and report, under the pool's lock."""
+"""One compaction (or budgeted step): plan, cut to a budget, execute, book-keep and report, under the
+pool's lock, with the state a budgeted plan carries between calls in a `CompactorState`."""
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from ..pool import parse_size
-from ..pool._events import COMPACT_REASONS
+from ..pool import COMPACT_REASONS, parse_size
 from ._execute import execute
 from ._layout import layout_of
 from ._plan import STRATEGIES, Move, Plan, plan, plan_slide_from
@@ -18,7 +20,7 @@ from ._report import CompactionReport
 if TYPE_CHECKING:
     from ..pool import PagedPool
 
-__all__ = ["compact", "safe_moves", "DEFAULT_STEP_BUDGET_BYTES"]
+__all__ = ["CompactorState", "run_compaction", "safe_moves", "DEFAULT_STEP_BUDGET_BYTES"]
 
 DEFAULT_STEP_BUDGET_BYTES = 2 << 20  # about a millisecond of copying on a CPU
 
@@ -87,27 +89,28 @@ def safe_moves(pool: PagedPool, moves: tuple[Move, ...]) -> list[bool]:
     that runs) and not taken by an earlier move that runs."""
     if not moves:
         return []
-    ids, start, pages, *_ = pool._table()  # sorted by first page; blocks do not overlap
+    ids, start, pages, *_ = pool.block_table()  # sorted by first page; blocks do not overlap
     ends = start + pages
+    spans = [(s.first_page, s.first_page + s.num_pages) for s in pool.segment_storage()]
     moved: dict[int, tuple[int, int]] = {}  # block id -> (first page, pages) after the earlier moves
     out = []
     for m in moves:
-        out.append(_safe(pool, m, ids, start, ends, moved))
+        out.append(_safe(pool, m, ids, start, ends, spans, moved))
         if out[-1]:
             moved[m.block_id] = (m.dst_page, m.pages)
     return out
 
 
 def _safe(pool: PagedPool, m: Move, ids: np.ndarray, start: np.ndarray, ends: np.ndarray,
-          moved: dict[int, tuple[int, int]]) -> bool:
-    blk = pool._blocks.get(m.block_id)
+          spans: list[tuple[int, int]], moved: dict[int, tuple[int, int]]) -> bool:
+    blk = pool.block(m.block_id)
     if blk is None or blk.pinned or blk.num_pages != m.pages:
         return False
     if (moved[m.block_id][0] if m.block_id in moved else blk.first_page) != m.src_page:
         return False
     lo, hi = m.dst_page, m.dst_page + m.pages
-    seg = pool._segment_of(lo)
-    if lo < seg.first_page or hi > seg.first_page + seg.num_pages:
+    first, end = spans[max(0, bisect_right([a for a, _ in spans], lo) - 1)]
+    if lo < first or hi > end:
         return False
     # blocks of the table on [lo, hi): only this one, or ones an earlier move took away
     for i in range(int(np.searchsorted(ends, lo, side="right")), int(np.searchsorted(start, hi))):
@@ -117,97 +120,122 @@ def _safe(pool: PagedPool, m: Move, ids: np.ndarray, start: np.ndarray, ends: np
     return all(other == m.block_id or s >= hi or lo >= s + n for other, (s, n) in moved.items())
 
 
-def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int | str | None = None,
-            num_pages: int | None = None, reason: str = "manual") -> CompactionReport:
-    """Move live blocks to close holes.
+@dataclass
+class CompactorState:
+    """What a `Compactor` keeps between calls on its pool: a budgeted plan in progress and the periodic
+    check's clock (see `_policy`)."""
 
-    strategy: "two_finger" (fewest moves, order not kept), "sliding" (address order kept) or
-        "targeted" (make one free run of ``num_pages``).
-    budget_bytes: run one step moving at most this many bytes (``report.done`` says whether the
-        compaction is complete; call again to continue from the pool as it is then). None: all of it.
+    plan: Plan | None = None            # the rest of a plan a budgeted step left
+    plan_key: tuple[str, int | None] | None = None  # (strategy, num_pages) it was made for
+    plan_seq: int = -1                  # pool.seq after the step that left it (another seq: stale)
+    plan_stale: bool = False            # made or continued on a pool that changed since
+    planned_pages: int = 0              # pages the whole plan moves (for reports)
+    last_check_s: float = 0.0           # the periodic trigger's last check, on the caller's clock
+    incremental: bool = False           # an eager cycle is under way: each tick runs one step
 
-    Blocks keep their ids and ``block.tensor`` views the new place; pinned blocks never move.
-    """
+    def forget_plan(self) -> None:
+        self.plan, self.plan_key, self.plan_seq, self.plan_stale = None, None, -1, False
+
+
+@dataclass
+class _Step:
+    step: Plan
+    rest: Plan
+    full: Plan
+    planned_pages: int
+    stale: bool
+
+
+def _next_step(state: CompactorState, pool: PagedPool, strategy: str, num_pages: int | None,
+               budget_pages: int | None) -> _Step:
+    """The moves to run now: the next budget of the cached plan (its moves checked against the pool
+    as it is, when the pool changed), or of a new plan."""
+    key = (strategy, num_pages)
+    prior = state.plan if state.plan_key == key else None
+    cached = prior
+    # the pool changed since the plan was made (a serving loop allocates between steps): the plan
+    # is stale, and each next step runs those of its moves that are safe on the pool as it is
+    # now; the pool is planned again only when none is, or when a slide lost its front (then
+    # slid again, cheaply), and a stale plan that runs out reports done=False (see plan_done)
+    stale = cached is not None and (state.plan_seq != pool.seq or state.plan_stale)
+    if budget_pages is None and stale:
+        cached = None  # a whole compaction plans the pool as it is (and so ends done)
+    if cached is not None:
+        step, rest = cached.cut(budget_pages)
+        # a stale plan's moves are checked every step, not only after a change: once one was
+        # skipped, later ones may count on pages it would have freed
+        if stale:
+            keep = safe_moves(pool, step.moves)
+            if not any(keep) or (not step.stages[0].independent and not keep[0]):
+                cached = None  # nothing to run, or a slide whose front is gone: plan again
+            elif not all(keep):  # run the moves that are still safe
+                step = step.only(keep)
+        if cached is not None:
+            return _Step(step, rest, cached, state.planned_pages, stale)
+    if prior is not None and budget_pages is not None and not any(s.independent for s in prior.stages):
+        # only a slide was left, and the pool took its front (an allocation landed in the gap a
+        # slide carries up): slide on from that front over the pool as it is, costing a cumulative
+        # sum rather than a two-finger plan. Holes below the front are left to the next plan (so the
+        # plan stays stale: a whole new slide would chase every new hole)
+        cont = plan_slide_from(layout_of(pool), prior.stages[0].moves[0].dst_page)
+        full = Plan(strategy, cont.stages, cont.lower_bound_pages, cont.unreachable, notes=cont.notes)
+        step, rest = full.cut(budget_pages)
+        return _Step(step, rest, full, state.planned_pages, stale)
+    full = plan(layout_of(pool), strategy, num_pages=num_pages)
+    step, rest = full.cut(budget_pages)
+    return _Step(step, rest, full, full.pages_moved, False)  # made on the pool as it is
+
+
+def _run(pool: PagedPool, step: Plan) -> tuple[str, float]:
+    """Move the step's blocks (the books first: a move that does not fit raises before a byte is
+    copied; a copy that fails puts the books back). Returns the executor and the copy time."""
+    timer = _CopyTimer(pool)
+    used: list[str] = []
+
+    def copy() -> None:
+        timer.restart()
+        used.append(execute(pool, step, started=timer.restart))
+        timer.stop()
+
+    pool.apply_moves([(m.block_id, m.src_page, m.dst_page) for m in step.moves], copy)
+    _sync(pool)
+    return used[0], timer.seconds()
+
+
+def run_compaction(state: CompactorState, pool: PagedPool, strategy: str = "two_finger", *,
+                   budget_bytes: int | str | None = None, num_pages: int | None = None,
+                   reason: str = "manual") -> CompactionReport:
+    """One compaction (or one budgeted step) of ``pool`` with ``state`` carried between calls."""
     budget_pages = _check_args(pool, strategy, budget_bytes, num_pages, reason)
     with pool.lock:
         _sync(pool)
         t0 = time.perf_counter()
         before = pool.stats()
-        pool._index.merge_all()
-        state = pool._policy_state
-        key = (strategy, num_pages)
-        prior: Plan | None = state.get("plan") if state.get("plan_key") == key else None
-        cached = prior
-        # the pool changed since the plan was made (a serving loop allocates between steps): the plan
-        # is stale, and each next step runs those of its moves that are safe on the pool as it is
-        # now; the pool is planned again only when none is, or when a slide lost its front (then
-        # slid again, cheaply), and a stale plan that runs out reports done=False (see plan_done)
-        changed = cached is not None and state.get("plan_seq") != pool.seq
-        stale = changed or (cached is not None and state.get("plan_stale", False))
-        if budget_pages is None and stale:
-            cached = None  # a whole compaction plans the pool as it is (and so ends done)
-        if cached is not None:
-            step, rest = cached.cut(budget_pages)
-            # a stale plan's moves are checked every step, not only after a change: once one was
-            # skipped, later ones may count on pages it would have freed
-            if stale:
-                keep = safe_moves(pool, step.moves)
-                if not any(keep) or (not step.stages[0].independent and not keep[0]):
-                    cached = None  # nothing to run, or a slide whose front is gone: plan again
-                elif not all(keep):  # run the moves that are still safe
-                    step = step.only(keep)
-        if cached is None:
-            if prior is not None and budget_pages is not None and not any(s.independent for s in prior.stages):
-                # only a slide was left, and the pool took its front (an allocation landed in the gap
-                # a slide carries up): slide on from that front over the pool as it is, costing a
-                # cumulative sum rather than a two-finger plan. Holes below the front are left to the
-                # next plan (so the plan stays stale: a whole new slide would chase every new hole)
-                cont = plan_slide_from(layout_of(pool), prior.stages[0].moves[0].dst_page)
-                full = Plan(strategy, cont.stages, cont.lower_bound_pages, cont.unreachable, notes=cont.notes)
-                planned_pages = state["planned_pages"]
-            else:
-                full = plan(layout_of(pool), strategy, num_pages=num_pages)
-                planned_pages = full.pages_moved
-                stale = False  # made on the pool as it is
-            step, rest = full.cut(budget_pages)
-        else:
-            full = cached
-            planned_pages = state["planned_pages"]
+        pool.merge_free_runs()
+        nxt = _next_step(state, pool, strategy, num_pages, budget_pages)
         plan_s = time.perf_counter() - t0
-        # the books first: relocate checks every move against the pool as the earlier ones leave it
-        # and, if one does not fit, raises with nothing changed, before a byte is copied
-        moves = [(m.block_id, m.src_page, m.dst_page) for m in step.moves]
-        if moves:
-            pool._relocate(moves)
-        timer = _CopyTimer(pool)
-        try:
-            executor = execute(pool, step, started=timer.restart)
-        except BaseException:
-            pool._relocate([(b, dst, src) for b, src, dst in reversed(moves)])  # the blocks are not there
-            raise
-        timer.stop()
-        _sync(pool)
+        executor, copy_s = _run(pool, nxt.step)
         pause_s = time.perf_counter() - t0
-        if rest.stages:
-            state.update(plan=rest, plan_key=key, plan_seq=pool.seq, plan_stale=stale, planned_pages=planned_pages)
+        if nxt.rest.stages:
+            state.plan, state.plan_key, state.plan_seq = nxt.rest, (strategy, num_pages), pool.seq
+            state.plan_stale, state.planned_pages = nxt.stale, nxt.planned_pages
         else:
-            for name in ("plan", "plan_key", "plan_seq", "plan_stale"):
-                state.pop(name, None)
-        pages = step.pages_moved
-        pool._record_compaction(reason, pages, pages * pool.page_size, pause_s)
+            state.forget_plan()
+        pages = nxt.step.pages_moved
+        pool.record_compaction(reason, pages, pages * pool.page_size, pause_s)
         after = pool.stats()
-        over = budget_pages is not None and pages > budget_pages
         return CompactionReport(
-            strategy=strategy, reason=reason, moves=step.moves, pages_moved=pages,
-            bytes_moved=pages * pool.page_size, lower_bound_pages=full.lower_bound_pages, pause_s=pause_s,
+            strategy=strategy, reason=reason, moves=nxt.step.moves, pages_moved=pages,
+            bytes_moved=pages * pool.page_size, lower_bound_pages=nxt.full.lower_bound_pages, pause_s=pause_s,
             # a plan finished on a pool that changed under it may have left holes it never saw: the
             # next call plans the pool as it is then (and says done when nothing is left to move)
-            plan_s=plan_s, done=not rest.stages and not stale, over_budget=over, unreachable=full.unreachable,
+            plan_s=plan_s, done=not nxt.rest.stages and not nxt.stale,
+            over_budget=budget_pages is not None and pages > budget_pages, unreachable=nxt.full.unreachable,
             external_fragmentation_before=before.external_fragmentation,
             external_fragmentation_after=after.external_fragmentation,
             largest_free_run_before=before.largest_free_run_pages,
             largest_free_run_after=after.largest_free_run_pages,
             free_runs_before=before.free_runs, free_runs_after=after.free_runs, page_size=pool.page_size,
-            planned_pages=planned_pages, notes=full.notes, copy_s=timer.seconds(), plan_done=not rest.stages,
+            planned_pages=nxt.planned_pages, notes=nxt.full.notes, copy_s=copy_s, plan_done=not nxt.rest.stages,
             executor=executor,
         )

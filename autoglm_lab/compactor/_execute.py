@@ -14,6 +14,7 @@ stage); this module's paths are its fallback, and a CPU's default."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ from ..pool import _impl
 from ._plan import Move, Plan
 
 if TYPE_CHECKING:
-    from ..pool._pool import PagedPool, _Segment
+    from ..pool import PagedPool, SegmentStorage
 
 __all__ = ["execute", "coalesce"]
 
@@ -73,13 +74,14 @@ def coalesce(moves: Sequence[Move]) -> list[list[int]]:
 TORCH_PATH_ON_CPU = False
 
 
-def _rows(seg: _Segment) -> torch.Tensor | np.ndarray:
+def _rows(seg: SegmentStorage) -> torch.Tensor | np.ndarray:
     """The segment as (pages, words per page): a numpy view on a CPU, a torch view on a device."""
     words = seg.data.view(torch.int64).view(seg.num_pages, seg.page_size // 8)
     return words.numpy() if seg.data.device.type == "cpu" and not TORCH_PATH_ON_CPU else words
 
 
-def _copy_range(seg: _Segment, src: int, dst: int, pages: int, rows: torch.Tensor | np.ndarray | None = None) -> None:
+def _copy_range(seg: SegmentStorage, src: int, dst: int, pages: int,
+                rows: torch.Tensor | np.ndarray | None = None) -> None:
     """One range on the device (torch) path; see `_copy_ranges_host` for a CPU."""
     if rows is None:
         rows = _rows(seg)
@@ -99,7 +101,7 @@ def _copy_range(seg: _Segment, src: int, dst: int, pages: int, rows: torch.Tenso
         rows[b:b + pages].copy_(rows[a:a + pages].clone())
 
 
-def _copy_ranges_host(seg: _Segment, ranges: list[list[int]]) -> None:
+def _copy_ranges_host(seg: SegmentStorage, ranges: list[list[int]]) -> None:
     """Slice copies on a CPU, in order, through one flat int64 numpy view of the segment.
 
     The view is 1-D on purpose: numpy copies a 1-D slice onto an overlapping one with memmove, in
@@ -140,7 +142,8 @@ def _copy_ranges_host(seg: _Segment, ranges: list[list[int]]) -> None:
                 words[b + off:b + off + m] = words[a + off:a + off + m]
 
 
-def _gather_scatter(seg: _Segment, ranges: list[list[int]], rows: torch.Tensor | np.ndarray | None = None) -> None:
+def _gather_scatter(seg: SegmentStorage, ranges: list[list[int]],
+                    rows: torch.Tensor | np.ndarray | None = None) -> None:
     """One gather of every source page row (in destination order), then the rows written back:
     one ``index_copy_`` on CUDA, or one slice copy per contiguous destination run on a CPU.
     Only for independent stages: all sources are read before any write."""
@@ -175,19 +178,20 @@ def _src_page(m: Move) -> int:
     return m.src_page
 
 
-def _by_segment(pool: PagedPool, moves: Sequence[Move]) -> list[tuple[_Segment, Sequence[Move]]]:
-    segments = pool._segments
+def _by_segment(segments: Sequence[SegmentStorage], moves: Sequence[Move]
+                ) -> list[tuple[SegmentStorage, Sequence[Move]]]:
     if len(segments) == 1:  # a plan's moves never leave their segment
         return [(segments[0], moves)] if moves else []
-    by_seg: dict[int, tuple[_Segment, list[Move]]] = {}
+    firsts = [s.first_page for s in segments]
+    by_seg: dict[int, tuple[SegmentStorage, list[Move]]] = {}
     for m in moves:
-        seg = pool._segment_of(m.src_page)
-        by_seg.setdefault(seg.sid, (seg, []))[1].append(m)
+        k = bisect_right(firsts, m.src_page) - 1
+        by_seg.setdefault(k, (segments[k], []))[1].append(m)
     return list(by_seg.values())
 
 
 def execute(pool: PagedPool, step: Plan, started: Callable[[], None] | None = None) -> str:
-    """Copy the bytes of every move of ``step`` (its bookkeeping is the caller's: ``pool._relocate``).
+    """Copy the bytes of every move of ``step`` (its bookkeeping is the caller's: ``pool.apply_moves``).
     Returns who copied them: "triton" (or "triton-interpret", "triton+torch"; see `_triton`), "torch",
     "cpu-memmove" (numpy or the compiled core, in the calling thread) or "none" (no moves).
     ``started`` is called when the Triton executor has built its schedule, just before its first launch."""
@@ -195,13 +199,14 @@ def execute(pool: PagedPool, step: Plan, started: Callable[[], None] | None = No
         return "none"
     from . import _triton  # imports Triton itself only when it is wanted
 
-    if _triton.wanted(pool._segments[0].data.device):
-        name = _triton.execute(pool, step, started)
+    segments = pool.segment_storage()
+    if _triton.wanted(pool.device):
+        name = _triton.execute(pool, segments, step, started)
         if name is not None:
             return name
     used = "none"
     for stage in step.stages:
-        for seg, moves in _by_segment(pool, stage.moves):
+        for seg, moves in _by_segment(segments, stage.moves):
             host = seg.data.device.type == "cpu" and not TORCH_PATH_ON_CPU
             used = "cpu-memmove" if host else "torch"
             if stage.independent:

@@ -76,6 +76,6 @@ class Layout:
 
 def layout_of(pool: PagedPool) -> Layout:
     """The pool's current layout (call with the pool's lock held)."""
-    bid, start, pages, _nbytes, _tag, pins, _created = pool._table()
-    segments = [(s.first_page, s.num_pages) for s in pool._segments]
+    bid, start, pages, _nbytes, _tag, pins, _created = pool.block_table()
+    segments = [(s.first_page, s.num_pages) for s in pool.segment_storage()]
     return Layout._build(pool.page_size, segments, bid, start, pages, pins > 0)

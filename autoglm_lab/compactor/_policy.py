@@ -20,13 +20,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ._api import DEFAULT_STEP_BUDGET_BYTES, compact
+from ._api import DEFAULT_STEP_BUDGET_BYTES, CompactorState, run_compaction
 from ._report import CompactionReport
 
 if TYPE_CHECKING:
     from ..pool import PagedPool
 
-__all__ = ["on_alloc_failure", "tick", "failure_trigger"]
+__all__ = ["Compactor", "compact", "failure_trigger", "tick"]
 
 log = logging.getLogger(__name__)
 
@@ -34,61 +34,94 @@ log = logging.getLogger(__name__)
 def failure_trigger(pool: PagedPool, pages: int, consecutive: int) -> str | None:
     """The reason a failed allocation of ``pages`` should compact, or None."""
     cfg = pool.config
-    idx = pool._index
-    if cfg.compaction == "off" or idx.free_pages < pages:
+    free = pool.free_pages
+    if cfg.compaction == "off" or free < pages:
         return None
-    free_ratio = idx.free_pages / idx.total_pages if idx.total_pages else 0.0
-    if free_ratio > cfg.free_ratio_trigger and idx.largest() < pages:
+    free_ratio = free / pool.capacity_pages if pool.capacity_pages else 0.0
+    if free_ratio > cfg.free_ratio_trigger and pool.largest_free_run_pages < pages:
         return "free_ratio"
     if consecutive >= cfg.max_consecutive_failures:
         return "consecutive_failures"
     return None
 
 
-def on_alloc_failure(pool: PagedPool, pages: int) -> int:
-    """Called by the pool (lock held) when no run fits: compact if a trigger fires, then retry.
-    Returns the start page of the allocation, or -1 (the caller raises `PoolExhausted`)."""
-    reason = failure_trigger(pool, pages, pool.consecutive_failures)
-    if reason is None:
-        return -1
-    report = compact(pool, "targeted", num_pages=pages, reason=reason)
-    if report.unreachable:
-        log.info("compaction (%s) could not make %d free pages: %s", reason, pages, report.unreachable)
-        return -1
-    start = pool._index.take(pages)
-    if start >= 0:
-        # the allocation succeeded after all: it is not a failure
-        pool.failed_allocations -= 1
-        pool.consecutive_failures = 0
-    return start
+class Compactor:
+    """The compaction service a `PagedPool` is handed (`autoglm_lab.pool.CompactionService`): the
+    triggers above, manual compactions and budgeted background steps, with its own state. Importing
+    `autoglm_lab.compactor` makes it the default service of new pools."""
 
+    def __init__(self) -> None:
+        self.state = CompactorState()
 
-def tick(pool: PagedPool, now: float) -> CompactionReport | None:
-    """The periodic check and eager background steps; returns the report of a step that ran."""
-    with pool.lock:
+    def on_alloc_failure(self, pool: PagedPool, pages: int) -> bool:
+        reason = failure_trigger(pool, pages, pool.consecutive_failures)
+        if reason is None:
+            return False
+        report = run_compaction(self.state, pool, "targeted", num_pages=pages, reason=reason)
+        if report.unreachable:
+            log.info("compaction (%s) could not make %d free pages: %s", reason, pages, report.unreachable)
+            return False
+        return True
+
+    def compact(self, pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int | str | None = None,
+                num_pages: int | None = None, reason: str = "manual") -> CompactionReport:
+        return run_compaction(self.state, pool, strategy, budget_bytes=budget_bytes, num_pages=num_pages,
+                              reason=reason)
+
+    def tick(self, pool: PagedPool, now: float) -> CompactionReport | None:
+        """The periodic check and eager background steps; returns the report of a step that ran."""
+        state = self.state
         cfg = pool.config
-        state = pool._policy_state
-        last = state.get("last_check", 0.0)
-        if now < last:  # the caller's clock restarted (a simulator reset)
-            last = state["last_check"] = now
+        if now < state.last_check_s:  # the caller's clock restarted (a simulator reset)
+            state.last_check_s = now
         if cfg.compaction != "eager":
-            state.pop("incremental", None)
+            state.incremental = False
             return None
         budget = cfg.compaction_budget_bytes or DEFAULT_STEP_BUDGET_BYTES
-        if state.get("incremental"):
-            report = compact(pool, cfg.compaction_strategy, budget_bytes=budget, reason="periodic")
+        if state.incremental:
+            report = self.compact(pool, cfg.compaction_strategy, budget_bytes=budget, reason="periodic")
             # the cycle ends when its plan has run, even if the pool changed meanwhile: the next
             # periodic check starts another if fragmentation is still above the threshold (chasing
             # a pool that serving keeps changing would plan it again every step or two)
-            if report.plan_done:
-                state.pop("incremental", None)
+            state.incremental = not report.plan_done
             return report
-        if now - last < cfg.defrag_interval_s:
+        if now - state.last_check_s < cfg.defrag_interval_s:
             return None
-        state["last_check"] = now
+        state.last_check_s = now
         if pool.stats().external_fragmentation <= cfg.fragmentation_threshold_factor:
             return None
-        report = compact(pool, cfg.compaction_strategy, budget_bytes=budget, reason="periodic")
-        if not report.plan_done:
-            state["incremental"] = True
+        report = self.compact(pool, cfg.compaction_strategy, budget_bytes=budget, reason="periodic")
+        state.incremental = not report.plan_done
         return report
+
+    def reset(self) -> None:
+        self.state = CompactorState()
+
+
+def _service_of(pool: PagedPool) -> Compactor:
+    service = pool.compaction_service
+    return service if isinstance(service, Compactor) else Compactor()
+
+
+def compact(pool: PagedPool, strategy: str = "two_finger", *, budget_bytes: int | str | None = None,
+            num_pages: int | None = None, reason: str = "manual") -> CompactionReport:
+    """Move live blocks to close holes.
+
+    strategy: "two_finger" (fewest moves, order not kept), "sliding" (address order kept) or
+        "targeted" (make one free run of ``num_pages``).
+    budget_bytes: run one step moving at most this many bytes (``report.done`` says whether the
+        compaction is complete; call again to continue from the pool as it is then). None: all of it.
+    reason: what the report and the pool's counters say started it (see ``COMPACT_REASONS``).
+
+    Blocks keep their ids and ``block.tensor`` views the new place; pinned blocks never move. A
+    budgeted plan in progress lives in the pool's `Compactor` (its compaction service).
+    """
+    with pool.lock:
+        return _service_of(pool).compact(pool, strategy, budget_bytes=budget_bytes, num_pages=num_pages,
+                                         reason=reason)
+
+
+def tick(pool: PagedPool, now: float) -> CompactionReport | None:
+    """The periodic check of ``pool``'s compaction service (``pool.tick(now)`` calls this)."""
+    with pool.lock:
+        return _service_of(pool).tick(pool, now)

@@ -39,7 +39,7 @@ from ._execute import _by_segment
 from ._plan import Move, Plan
 
 if TYPE_CHECKING:
-    from ..pool._pool import PagedPool, _Segment
+    from ..pool import PagedPool, SegmentStorage
 
 __all__ = ["EXECUTORS", "setting", "wanted", "execute", "schedule", "reset"]
 
@@ -271,7 +271,7 @@ class _Launch:
 
     __slots__ = ("pieces", "rows", "seg", "tmp_words")
 
-    def __init__(self, seg: _Segment, pieces: np.ndarray, staged: np.ndarray) -> None:
+    def __init__(self, seg: SegmentStorage, pieces: np.ndarray, staged: np.ndarray) -> None:
         self.seg, self.pieces = seg, pieces
         w = seg.page_size // 8
         chunk = max(8, CHUNK_BYTES // 8 // 8 * 8)
@@ -300,10 +300,10 @@ def _coalesce(moves: Sequence[Move], independent: bool) -> np.ndarray:
     return out
 
 
-def _plan_launches(pool: PagedPool, step: Plan) -> list[_Launch]:
+def _plan_launches(segments: Sequence[SegmentStorage], step: Plan) -> list[_Launch]:
     out = []
     for stage in step.stages:
-        for seg, moves in _by_segment(pool, stage.moves):
+        for seg, moves in _by_segment(segments, stage.moves):
             ranges = _coalesce(moves, stage.independent)
             ranges[:, :2] -= seg.first_page
             stage_pages = max(1, STAGE_BYTES // seg.page_size)
@@ -325,18 +325,19 @@ def _torch_op(op: _Launch) -> None:
     rows.index_copy_(0, dst_rows, rows.index_select(0, src_rows))
 
 
-def execute(pool: PagedPool, step: Plan, started: Callable[[], None] | None = None) -> str | None:
+def execute(pool: PagedPool, segments: Sequence[SegmentStorage], step: Plan,
+            started: Callable[[], None] | None = None) -> str | None:
     """Copy ``step``'s bytes with the kernel: "triton" (or "triton-interpret"), "triton+torch" when a
     launch failed mid-step and torch did the rest, or None (logged) when Triton cannot run here and
     nothing was copied."""
-    device = pool._segments[0].data.device
+    device = pool.device
     got = kernel(device)
     if got is None:
         return None
     kern, interp = got
     name = "triton-interpret" if interp else "triton"
     try:  # everything that can fail before a byte moves: the schedule, the table, the temporary
-        ops = _plan_launches(pool, step)
+        ops = _plan_launches(segments, step)
         if not ops:
             return name
         table = torch.from_numpy(np.concatenate([r for op in ops for r in op.rows])).to(device)

@@ -31,11 +31,20 @@ from ._config import LIVE_FIELDS, PoolConfig, format_size, parse_size
 from ._errors import DeviceAllocationError, InvalidBlockError, PinnedBlockError, PoolError, PoolExhausted
 from ._events import COMPACT_REASONS, EventArrays, EventKind
 from ._pool import PagedPool, resolve_device
+from ._service import (
+    BlockTable,
+    CompactionService,
+    SegmentStorage,
+    default_compaction_service,
+    set_default_compaction_service,
+)
 from ._snapshot import SNAPSHOT_VERSION, PageState, PoolSnapshot, free_runs
 from ._stats import PoolStats
 
 __all__ = [
-    "Block", "COMPACT_REASONS", "DeviceAllocationError", "EventArrays", "EventKind", "InvalidBlockError", "LIVE_FIELDS",
+    "Block", "BlockTable", "COMPACT_REASONS", "CompactionService", "DeviceAllocationError", "EventArrays",
+    "SegmentStorage", "default_compaction_service", "set_default_compaction_service", "EventKind",
+    "InvalidBlockError", "LIVE_FIELDS",
     "PageState", "PagedPool", "PinnedBlockError", "PoolConfig", "PoolError", "PoolExhausted",
     "PoolSnapshot", "PoolStats", "SNAPSHOT_VERSION", "format_size", "free_runs", "parse_size",
     "resolve_device",

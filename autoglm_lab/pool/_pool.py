@@ -24,7 +24,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,12 +34,9 @@ from ._block import Block
 from ._config import LIVE_FIELDS, PoolConfig, format_size
 from ._errors import DeviceAllocationError, InvalidBlockError, PinnedBlockError, PoolExhausted
 from ._events import COMPACT_REASONS, EventKind
-from ._service import BlockTable, SegmentStorage
+from ._service import BlockTable, CompactionService, SegmentStorage, default_compaction_service
 from ._snapshot import SNAPSHOT_VERSION, PoolSnapshot
 from ._stats import PoolStats
-
-if TYPE_CHECKING:
-    from ..compactor import CompactionReport
 
 __all__ = ["PagedPool", "resolve_device"]
 
@@ -142,7 +139,10 @@ class PagedPool:
     #: "python" (the reference implementation; tests run both)
     core_kind: str = _impl.IMPL
 
-    def __init__(self, config: PoolConfig | None = None, **overrides: Any) -> None:
+    def __init__(self, config: PoolConfig | None = None, *, compaction_service: CompactionService | None = None,
+                 **overrides: Any) -> None:
+        """``compaction_service``: what compacts this pool (`CompactionService`); by default a new one
+        from the registered factory (`autoglm_lab.compactor.Compactor` once the package is imported)."""
         cfg = config if config is not None else PoolConfig()
         if not isinstance(cfg, PoolConfig):
             raise TypeError(f"config must be a PoolConfig, not {type(cfg).__name__}")
@@ -181,7 +181,7 @@ class PagedPool:
         self.compaction_pause_s = 0.0
         self.compactions_by_reason: dict[str, int] = {}
         self.last_compaction_reason: str | None = None
-        self._policy_state: dict[str, Any] = {}
+        self._service = compaction_service if compaction_service is not None else default_compaction_service()
         self._device_error: DeviceAllocationError | None = None  # the last growth the device refused
         self._add_segment(int(cfg.memory_pool_initial_size) // self.page_size)  # type: ignore[arg-type]
 
@@ -403,14 +403,14 @@ class PagedPool:
             start = idx.take(pages)
             if start >= 0:
                 return start
-        self.failed_allocations += 1
         self.consecutive_failures += 1
-        if self._config.compaction != "off":
-            from ..compactor import _policy  # compaction is a layer above; imported on first need
-
-            start = _policy.on_alloc_failure(self, pages)
-            if start >= 0:
+        service = self._service
+        if self._config.compaction != "off" and service is not None and service.on_alloc_failure(self, pages):
+            start = idx.take(pages)
+            if start >= 0:  # compaction made the run: not a failure
+                self.consecutive_failures = 0
                 return start
+        self.failed_allocations += 1
         largest = idx.largest()
         self._record(EventKind.FAIL, -1, min(pages, _MAX_BYTES), 0.0, 0)  # events hold int64
         device_error = self._device_error
@@ -550,22 +550,37 @@ class PagedPool:
             self._record(EventKind.CONFIG, -1, 0, 0.0, 0)
             return new
 
-    # ------------------------------------------------------------------ compaction façade
+    # ------------------------------------------------------------------ compaction, through the service
+    @property
+    def compaction_service(self) -> CompactionService | None:
+        """What compacts this pool (None: nothing; allocations that find no run then fail)."""
+        return self._service
+
     def compact(self, strategy: str = "two_finger", *, budget_bytes: int | str | None = None,
-                num_pages: int | None = None) -> CompactionReport:
-        """Move live blocks to close holes; see `autoglm_lab.compactor.compact`."""
-        from ..compactor import compact
+                num_pages: int | None = None) -> Any:
+        """Move live blocks to close holes; returns the service's report (with the default service,
+        an `autoglm_lab.compactor.CompactionReport`). See `autoglm_lab.compactor.compact`."""
+        service = self._service
+        if service is None:
+            raise RuntimeError("this pool has no compaction service: pass PagedPool(..., compaction_service=...) "
+                               "or import autoglm_lab.compactor, which registers the default")
+        with self._lock:
+            return service.compact(self, strategy, budget_bytes=budget_bytes, num_pages=num_pages)
 
-        return compact(self, strategy=strategy, budget_bytes=budget_bytes, num_pages=num_pages)
-
-    def tick(self, now: float | None = None) -> CompactionReport | None:
+    def tick(self, now: float | None = None) -> Any:
         """Run the periodic trigger (and eager background steps); ``now`` defaults to ``pool.now()``."""
         if now is not None and (isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now)):
             raise ValueError(f"tick(now={now!r}) is not allowed: give a finite number of seconds (the caller's "
                              f"clock, e.g. pool.now() or the simulator's time) or None for pool.now()")
-        from ..compactor import _policy
+        service = self._service
+        if service is None:
+            return None
+        with self._lock:
+            return service.tick(self, self.now() if now is None else now)
 
-        return _policy.tick(self, self.now() if now is None else now)
+    def block(self, block_id: int) -> Block | None:
+        """The live block with this id, or None."""
+        return self._blocks.get(block_id)
 
     # ------------------------------------------------------------------ the interface a compaction service uses
     # (see `_service`): call these with the pool's lock held, as the service's methods are called
@@ -577,7 +592,7 @@ class PagedPool:
     def segment_storage(self) -> list[SegmentStorage]:
         """Each segment's global page range and its bytes (views of the pool's own tensors)."""
         with self._lock:
-            return [SegmentStorage(s.first_page, s.num_pages, s.data) for s in self._segments]
+            return [SegmentStorage(s.first_page, s.num_pages, s.page_size, s.data) for s in self._segments]
 
     @property
     def free_pages(self) -> int:
@@ -627,10 +642,6 @@ class PagedPool:
         self.compactions_by_reason[reason] = self.compactions_by_reason.get(reason, 0) + 1
         self.last_compaction_reason = reason
         self._record(EventKind.COMPACT, -1, pages, pause_s, COMPACT_REASONS.index(reason))
-
-    def _relocate(self, moves: Sequence[tuple[int, int, int]]) -> None:
-        """Bookkeeping of moves already copied: (block id, old first page, new first page), in order."""
-        self._core.relocate(moves)
 
     # ------------------------------------------------------------------ views of the state
     def _table(self) -> tuple[np.ndarray, ...]:

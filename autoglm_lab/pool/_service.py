@@ -39,6 +39,7 @@ class SegmentStorage(NamedTuple):
 
     first_page: int
     num_pages: int
+    page_size: int
     data: torch.Tensor  # uint8, num_pages * page_size bytes on the pool's device
 
 
@@ -58,6 +59,10 @@ class CompactionService(Protocol):
     def compact(self, pool: PagedPool, strategy: str, *, budget_bytes: int | str | None,
                 num_pages: int | None) -> Any:
         """A manual compaction; returns its report."""
+        ...
+
+    def reset(self) -> None:
+        """Forget any state kept between calls (a plan in progress, the periodic clock)."""
         ...
 
 

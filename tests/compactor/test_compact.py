@@ -212,9 +212,9 @@ def test_a_slide_whose_front_was_taken_slides_again_from_the_pool_as_it_is(strat
     budget = 4 * 4096
     first = pool.compact(strategy, budget_bytes=budget)
     # step until only the slide is left, then take the gap at its front with a new page
-    while any(s.independent for s in pool._policy_state["plan"].stages):
+    while any(s.independent for s in pool.compaction_service.state.plan.stages):
         pool.compact(strategy, budget_bytes=budget)
-    front = pool._policy_state["plan"].stages[0].moves[0].dst_page
+    front = pool.compaction_service.state.plan.stages[0].moves[0].dst_page
     grabbed = pool.alloc_bytes(4096)
     assert grabbed.first_page == front  # the lowest free page is the slide's front
     write_pattern(grabbed)

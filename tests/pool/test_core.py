@@ -180,13 +180,13 @@ def test_relocate_moves_bookkeeping_and_refuses_a_wrong_move() -> None:
     pool.free(a)
     b.tensor.fill_(7)
     seq = pool.seq
-    pool._segments[0].data[0:2 * 4096] = b.tensor.clone()  # the copy the compactor would have made
-    pool._relocate([(b.id, 1, 0)])
+    pool.segment_storage()[0].data[0:2 * 4096] = b.tensor.clone()  # the copy the compactor would have made
+    pool.apply_moves([(b.id, 1, 0)], lambda: None)
     assert b.first_page == 0 and pool.seq > seq and bool((b.tensor == 7).all())
     assert pool.snapshot().block_first_page.tolist() == [0]
     pool.check_invariants()
     with pytest.raises(AssertionError):
-        pool._relocate([(b.id, 5, 6)])  # b is not at page 5
+        pool.apply_moves([(b.id, 5, 6)], lambda: None)  # b is not at page 5
     pool.check_invariants()
 
 
@@ -203,13 +203,13 @@ def test_relocate_is_all_or_nothing() -> None:
                 [(d.id, 4, 5), (d.id, 5, 7), (c.id, 2, 5)],   # d moved twice, then c onto f
                 [(d.id, 4, 5), (a.id, 0, 1), (99, 3, 7)]):    # no such block
         with pytest.raises(AssertionError):
-            pool._relocate(bad)
+            pool.apply_moves(bad, lambda: None)
         after = pool.snapshot()
         assert after.page_block.tolist() == before.page_block.tolist()  # every block where it was
         assert [a.first_page, c.first_page, d.first_page, f.first_page] == [0, 2, 4, 6]
         assert after.stats.free_runs == before.stats.free_runs
         pool.check_invariants()
-    pool._relocate([(d.id, 4, 5), (a.id, 0, 1)])  # and what fits still goes through
+    pool.apply_moves([(d.id, 4, 5), (a.id, 0, 1)], lambda: None)  # and what fits still goes through
     assert (a.first_page, d.first_page) == (1, 5)
     pool.check_invariants()
 
@@ -227,3 +227,19 @@ def test_copy_ranges_checks_every_range_before_copying() -> None:
     _core.copy_ranges(buf, np.array([[0, 3, 40]], dtype=np.int64), 16)  # overlapping, in pieces
     before[3:43] = before[0:40].copy()
     assert np.array_equal(buf, before)
+
+
+def test_apply_moves_puts_the_books_back_when_the_copy_fails() -> None:
+    pool = small_pool(pages=8)
+    a, b = pool.alloc_bytes(4096), pool.alloc_bytes(2 * 4096)
+    pool.free(a)
+    before = pool.snapshot()
+
+    def broken_copy() -> None:
+        raise RuntimeError("device lost")
+
+    with pytest.raises(RuntimeError, match="device lost"):
+        pool.apply_moves([(b.id, 1, 0)], broken_copy)
+    assert b.first_page == 1
+    assert pool.snapshot().page_block.tolist() == before.page_block.tolist()
+    pool.check_invariants()
