@@ -17,9 +17,12 @@ from ._palette import AGE_BASE, AGE_STEPS, COLOR_MODES, TAG_BASE, TAG_COLORS
 
 __all__ = ["FULL", "DELTA", "HEADER_BYTES", "PageFrame", "palette_indices", "encode_full", "encode_delta",
            "decode_page_frame", "page_checksum", "encode_heat", "encode_trace", "RUN_GAP", "TRACE_FULL",
-           "TRACE_APPEND"]
+           "TRACE_APPEND", "HEAT_FULL", "HEAT_APPEND", "PAGE_MAGIC", "HEAT_MAGIC", "TRACE_MAGIC"]
 
-FULL, DELTA = 0, 1
+PAGE_MAGIC, HEAT_MAGIC, TRACE_MAGIC = b"PGF1", b"HMP1", b"LTR1"
+FULL, DELTA = 0, 1              # page frame kinds
+HEAT_FULL, HEAT_APPEND = 0, 1   # heatmap frame kinds
+TRACE_FULL, TRACE_APPEND = 0, 1  # trace frame kinds
 HEADER_BYTES = 32
 _HEAT_HEAD = struct.Struct("<4sBBHI4x")  # magic, kind, metric, buckets, n_cols, reserved
 RUN_GAP = 8  # unchanged pages bridged inside one run: a run header costs 8 bytes
@@ -83,7 +86,7 @@ def _ramp_within(lengths: np.ndarray) -> np.ndarray:
 def _header(out: np.ndarray, kind: int, mode: int, num_pages: int, frame_id: int, base_id: int,
             n_runs: int, seq: int) -> None:
     h = out[:HEADER_BYTES].view(_HEADER)
-    h[0] = (b"PGF1", kind, mode, 0, num_pages, frame_id & 0xFFFFFFFF, base_id & 0xFFFFFFFF, n_runs, float(seq))
+    h[0] = (PAGE_MAGIC, kind, mode, 0, num_pages, frame_id & 0xFFFFFFFF, base_id & 0xFFFFFFFF, n_runs, float(seq))
 
 
 def encode_full(values: np.ndarray, *, frame_id: int, seq: int, mode: int = 0) -> PageFrame:
@@ -127,7 +130,7 @@ def decode_page_frame(data: bytes, pages: np.ndarray | None = None) -> tuple[dic
     """Inverse of the encoders (tests and tools): header fields and the page indices after applying
     the frame to ``pages`` (required for a delta; left untouched)."""
     h = np.frombuffer(data, dtype=_HEADER, count=1)[0]
-    if h["magic"] != b"PGF1":
+    if h["magic"] != PAGE_MAGIC:
         raise ValueError("not a PGF1 page frame")
     fields = {k: int(h[k]) for k in ("kind", "mode", "num_pages", "frame_id", "base_id", "n_runs", "seq")}
     n, runs = fields["num_pages"], fields["n_runs"]
@@ -152,11 +155,8 @@ def page_checksum(values: np.ndarray) -> int:
 def encode_heat(kind: int, metric: int, time_s: np.ndarray, marks: np.ndarray, columns: np.ndarray) -> bytes:
     """Heatmap frame: ``columns`` is (n_cols, buckets) uint8, sent column-major."""
     n_cols, buckets = columns.shape
-    return b"".join((_HEAT_HEAD.pack(b"HMP1", kind, metric, buckets, n_cols), np.asarray(time_s, "<f8").tobytes(),
+    return b"".join((_HEAT_HEAD.pack(HEAT_MAGIC, kind, metric, buckets, n_cols), np.asarray(time_s, "<f8").tobytes(),
                      np.asarray(marks, np.uint8).tobytes(), np.ascontiguousarray(columns, dtype=np.uint8).tobytes()))
-
-
-TRACE_FULL, TRACE_APPEND = 0, 1
 
 
 def encode_trace(time_s: np.ndarray, step_s: np.ndarray, alloc_s: np.ndarray, pause_s: np.ndarray,
@@ -172,7 +172,7 @@ def encode_trace(time_s: np.ndarray, step_s: np.ndarray, alloc_s: np.ndarray, pa
     if append:
         head[4], head[5] = keep_points, keep_events
     raw = head.tobytes()
-    parts = [b"LTR1" + raw[4:], np.asarray(time_s, "<f8").tobytes()]
+    parts = [TRACE_MAGIC + raw[4:], np.asarray(time_s, "<f8").tobytes()]
     parts += [np.asarray(a, "<f4").tobytes() for a in (step_s, alloc_s, pause_s)]
     size = len(raw) + 20 * n
     parts.append(b"\0" * ((8 - size % 8) % 8))

@@ -17,13 +17,15 @@ import traitlets as t
 from ..pool import PageState, PoolSnapshot
 from ._assets import esm
 from ._base import CanvasView
-from ._codec import encode_heat
+from ._codec import HEAT_APPEND, HEAT_FULL, encode_heat
 from ._messages import Check
+from ._view import DashboardView, ViewContext, ViewSetup
 
-__all__ = ["FragmentationHeatmap", "bucket_column", "METRICS"]
+__all__ = ["FragmentationHeatmap", "HeatmapView", "bucket_column", "METRICS", "MARK_COMPACT", "MARK_FAIL"]
 
-METRICS = ("free", "holes")
-MARK_COMPACT, MARK_FAIL = 1, 2
+MODULE = "heatmap"  # js/src/heatmap.js
+METRICS = ("free", "holes")  # the heat frame's metric byte indexes this
+MARK_COMPACT, MARK_FAIL = 1, 2  # bits of a column's mark byte
 
 
 def bucket_column(snap: PoolSnapshot, buckets: int, metric: str = "free") -> np.ndarray:
@@ -52,7 +54,7 @@ class FragmentationHeatmap(CanvasView):
     ``update(snapshot)`` appends one column; compactions and failures since the last column are
     marked above / below it."""
 
-    _esm = esm("heatmap")
+    _esm = esm(MODULE)
     num_pages = t.Int(0).tag(sync=True)                  # pages of the pool (axis labels)
     history = t.Int(240).tag(sync=True)                  # columns kept (the x extent)
     metric = t.Enum(METRICS, "free").tag(sync=True)      # "free" fraction or "holes"
@@ -102,7 +104,7 @@ class FragmentationHeatmap(CanvasView):
             if reset:
                 self._send_full()
             else:
-                self._send_frame("heat", encode_heat(1, METRICS.index(self.metric), np.array([now]),
+                self._send_frame("heat", encode_heat(HEAT_APPEND, METRICS.index(self.metric), np.array([now]),
                                                      np.array([mark], np.uint8), col[None, :]))
             return col
 
@@ -116,7 +118,7 @@ class FragmentationHeatmap(CanvasView):
     def _send_full(self) -> None:
         order = self._order()
         cols = self._ring_cols[order] if self._ring_cols.shape[1] else np.zeros((0, 1), np.uint8)
-        self._send_frame("heat", encode_heat(0, METRICS.index(self.metric), self._ring_time[order],
+        self._send_frame("heat", encode_heat(HEAT_FULL, METRICS.index(self.metric), self._ring_time[order],
                                              self._ring_marks[order], cols))
 
     def _actions(self) -> Mapping[str, Mapping[str, Check]]:
@@ -125,3 +127,20 @@ class FragmentationHeatmap(CanvasView):
     def _on_action(self, action: str, fields: dict[str, Any]) -> None:
         with self._send_lock:
             self._send_full()
+
+
+class HeatmapView(DashboardView):
+    """The heatmap in a dashboard: one column per new snapshot, at the simulator's clock."""
+
+    name = "heatmap"
+    module = MODULE
+
+    def __init__(self, setup: ViewSetup) -> None:
+        self.widget = FragmentationHeatmap(width_px=setup.width_px // 2 - 8, height_px=210, lock=setup.lock)
+
+    def update(self, ctx: ViewContext) -> None:
+        if ctx.fresh:
+            self.widget.update(ctx.snapshot, time_s=ctx.time_s)
+
+    def reset(self) -> None:
+        self.widget.clear()

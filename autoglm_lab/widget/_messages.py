@@ -24,8 +24,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
-__all__ = ["Check", "integer", "number", "choice", "validate_action", "HoverReply", "refuse", "check_comm_message",
-           "state_keys", "FrontEndGuard", "NoFrontEndState"]
+__all__ = ["Check", "integer", "number", "choice", "argument", "validate_action", "HoverReply", "refuse",
+           "check_comm_message", "state_keys", "FrontEndGuard", "NoFrontEndState"]
 
 log = logging.getLogger("autoglm_lab.widget")
 
@@ -41,17 +41,20 @@ class HoverReply(TypedDict, total=False):
     block_id: int
     tag: str
     nbytes: int
+    size: str          # nbytes as the widget writes sizes (`format_bytes`)
     num_pages: int
     first_page: int
     age_s: float
 
 
-def integer(low: int, high: int) -> Check:
-    """An int (not a bool, not a float) in [low, high]."""
+def integer(low: int, high: int | None = None) -> Check:
+    """An int (not a bool, not a float) in [low, high] (no upper end when ``high`` is None)."""
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"expected an integer, got {type(value).__name__} {value!r}")
-        if not low <= value <= high:
+        if high is None and value < low:
+            raise ValueError(f"{value} is below {low}")
+        if high is not None and not low <= value <= high:
             raise ValueError(f"{value} is outside [{low}, {high}]")
         return value
     return check
@@ -76,6 +79,14 @@ def choice(options: Sequence[Any]) -> Check:
                 return value
         raise ValueError(f"{value!r} is not one of {list(options)}")
     return check
+
+
+def argument(name: str, value: Any, check: Check) -> Any:
+    """``check(value)`` for a kernel-side argument; its ValueError names the argument."""
+    try:
+        return check(value)
+    except ValueError as err:
+        raise ValueError(f"{name}={value!r} is not allowed: {err}") from None
 
 
 def refuse(where: str, content: Any, reason: str) -> None:

@@ -12,15 +12,18 @@ from ..pool import PageState, PoolSnapshot
 from ._assets import esm
 from ._base import CanvasView
 from ._codec import PageFrame, encode_delta, encode_full, palette_indices
+from ._format import format_bytes
 from ._messages import Check, HoverReply, choice, integer
 from ._palette import COLOR_MODES, PALETTE, legend_for
+from ._view import SIDE_PX, DashboardView, ViewContext, ViewSetup
 
 if TYPE_CHECKING:
     from ..pool import PagedPool
 
-__all__ = ["PageMap"]
+__all__ = ["PageMap", "PageMapView"]
 
 _STATE_NAMES = {int(s): s.name.lower() for s in PageState}
+MODULE = "pagemap"  # js/src/pagemap.js
 
 
 class PageMap(CanvasView):
@@ -31,7 +34,7 @@ class PageMap(CanvasView):
     changed. Hover asks the kernel what lies under the pointer; a click selects that block.
     """
 
-    _esm = esm("pagemap")
+    _esm = esm(MODULE)
     num_pages = t.Int(0).tag(sync=True)                    # pages in the pool drawn
     segments = t.List(t.List(t.Int())).tag(sync=True)      # [[first_page, num_pages], ...]
     color_by = t.Enum(COLOR_MODES, "state").tag(sync=True) # "state" | "tag" | "age"
@@ -189,7 +192,8 @@ class PageMap(CanvasView):
 
 def _block_info(snap: PoolSnapshot, row: int) -> HoverReply:
     tag = int(snap.block_tag[row])
-    return {"tag": (snap.tags[tag] if tag >= 0 else None) or "", "nbytes": int(snap.block_nbytes[row]),
+    nbytes = int(snap.block_nbytes[row])
+    return {"tag": (snap.tags[tag] if tag >= 0 else None) or "", "nbytes": nbytes, "size": format_bytes(nbytes),
             "num_pages": int(snap.block_num_pages[row]), "first_page": int(snap.block_first_page[row]),
             "age_s": float(snap.time_s - snap.block_created_s[row])}
 
@@ -200,3 +204,19 @@ def _block_row(snap: PoolSnapshot, page: int) -> int | None:
     if row < 0 or page >= snap.block_first_page[row] + snap.block_num_pages[row]:
         return None
     return row
+
+
+class PageMapView(DashboardView):
+    """The page map in a dashboard: draws each new snapshot; its comm carries the other views' frames."""
+
+    name = "page_map"
+    module = MODULE
+    row = 0
+
+    def __init__(self, setup: ViewSetup) -> None:
+        self.widget = PageMap(setup.pool, width_px=setup.width_px - SIDE_PX - 24, height_px=340, lock=setup.lock)
+        self.sent: PageFrame | None = None  # the frame the last update sent (None: nothing new)
+
+    def update(self, ctx: ViewContext) -> None:
+        if ctx.fresh:
+            self.sent = self.widget.update(ctx.snapshot)

@@ -1,23 +1,35 @@
 """Palette layout of the page map: one byte per page indexes this table.
 
 ```
-index   0..3    page states  FREE, USED, TAIL (internal waste), PINNED   (colour_by="state")
-        4..51   48 tag colours, tag i -> 4 + i % 48                       (colour_by="tag")
-        52..83  32 age steps, newest (52) to oldest (83)                  (colour_by="age")
+index   0..S-1      page states, one per `PageState` (FREE, USED, TAIL, PINNED, ...)   (colour_by="state")
+        S..S+47     48 tag colours, tag i -> TAG_BASE + i % 48                         (colour_by="tag")
+        then 32     age steps, newest (AGE_BASE) to oldest                             (colour_by="age")
 ```
+
+The page states' colours and labels are here only; a state the pool adds needs its row in
+``_STATE_STYLE`` (importing the widget fails loudly until it has one).
 """
 
 from __future__ import annotations
 
 import colorsys
 
-__all__ = ["PALETTE", "STATE_COLORS", "TAG_BASE", "TAG_COLORS", "AGE_BASE", "AGE_STEPS", "COLOR_MODES",
-           "legend_for"]
+from ..pool import PageState
 
-COLOR_MODES = ("state", "tag", "age")
-STATE_COLORS = ("#e5e9f0", "#3b82f6", "#f59e0b", "#7c3aed")  # free, used, tail, pinned
-STATE_LABELS = ("free", "used", "tail (internal waste)", "pinned")
-TAG_BASE = 4
+__all__ = ["PALETTE", "STATE_COLORS", "STATE_LABELS", "TAG_BASE", "TAG_COLORS", "AGE_BASE", "AGE_STEPS",
+           "COLOR_MODES", "legend_for"]
+
+COLOR_MODES = ("state", "tag", "age")  # the page frame's mode byte indexes this
+_STATE_STYLE = {  # PageState name -> (colour, legend label)
+    "FREE": ("#e5e9f0", "free"),
+    "USED": ("#3b82f6", "used"),
+    "TAIL": ("#f59e0b", "tail (internal waste)"),
+    "PINNED": ("#7c3aed", "pinned"),
+    "CACHED": ("#67e8f9", "cached (evictable)"),
+}
+STATE_COLORS = tuple(_STATE_STYLE[s.name][0] for s in PageState)  # by PageState value
+STATE_LABELS = tuple(_STATE_STYLE[s.name][1] for s in PageState)
+TAG_BASE = len(STATE_COLORS)
 TAG_COLORS = 48
 AGE_BASE = TAG_BASE + TAG_COLORS
 AGE_STEPS = 32

@@ -1,16 +1,21 @@
-"""`StatsPanel`: the pool's accounting (and the simulator's cache hit rate) as a small HTML table."""
+"""`StatsPanel`: the pool's accounting (and the simulator's cache hit rate) as a small HTML table;
+on CUDA also the device's own books (torch's caching allocator and the whole card)."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as w
+import torch
 
 from ..pool import PoolStats, format_size
+from ._format import format_bytes
 from ._messages import NoFrontEndState
+from ._view import SIDE_PX, DashboardView, ViewContext, ViewSetup
 
-__all__ = ["StatsPanel", "stats_rows"]
+__all__ = ["StatsPanel", "StatsView", "stats_rows", "device_label", "device_memory", "device_rows"]
 
 _CSS = ("<style>.agl-stats{font:11.5px/1.45 var(--jp-ui-font-family,system-ui,sans-serif);"
         "color:var(--jp-ui-font-color1,#1f2937);border:1px solid #e2e8f0;border-radius:6px;padding:6px 10px;"
@@ -21,31 +26,22 @@ _CSS = ("<style>.agl-stats{font:11.5px/1.45 var(--jp-ui-font-family,system-ui,sa
         ".agl-stats .sel{color:#b91c1c}</style>")
 
 
-def _bytes(n: float) -> str:
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
 def stats_rows(stats: PoolStats, extra: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     """(label, value) rows shown by the panel, in order."""
     s = stats
     used_pct = s.used_bytes / s.capacity_bytes if s.capacity_bytes else 0.0
     rows = [
-        ("capacity", f"{_bytes(s.capacity_bytes)} · {s.capacity_pages:,}×{format_size(s.page_size)}"),
-        ("used", f"{_bytes(s.used_bytes)} ({used_pct:.0%})"),
+        ("capacity", f"{format_bytes(s.capacity_bytes)} · {s.capacity_pages:,}×{format_size(s.page_size)}"),
+        ("used", f"{format_bytes(s.used_bytes)} ({used_pct:.0%})"),
         ("blocks", f"{s.num_blocks:,}"),
-        ("free", f"{_bytes(s.free_bytes)} · {s.free_runs:,} runs"),
+        ("free", f"{format_bytes(s.free_bytes)} · {s.free_runs:,} runs"),
         ("largest free run", f"{s.largest_free_run_pages:,} pages"),
         ("external frag.", f"{s.external_fragmentation:.1%}"),
-        ("internal frag.", f"{s.internal_fragmentation:.1%} · {_bytes(s.internal_waste_bytes)}"),
+        ("internal frag.", f"{s.internal_fragmentation:.1%} · {format_bytes(s.internal_waste_bytes)}"),
         ("failed allocations", f"{s.failed_allocations:,}"),
         ("compactions", f"{s.compactions:,}"
          + (f" · {s.last_compaction_reason}" if s.last_compaction_reason else "")),
-        ("bytes moved", f"{_bytes(s.compaction_bytes_moved)}"),
+        ("bytes moved", f"{format_bytes(s.compaction_bytes_moved)}"),
         ("pages moved", f"{s.compaction_pages_moved:,}"),
         ("pause (total)", f"{s.compaction_pause_s * 1e3:.2f} ms"),
     ]
@@ -81,5 +77,60 @@ def _selected_row(selected: dict[str, Any]) -> str:
     if not isinstance(first, int) or not isinstance(pages, int):
         return head + "<td class='v'>gone</td></tr>"
     tag = f" · {selected['tag']}" if selected.get("tag") else ""
-    return (head + f"<td class='v'>{html.escape(_bytes(selected.get('nbytes', 0)))} · pages {first}"
+    return (head + f"<td class='v'>{html.escape(format_bytes(selected.get('nbytes', 0)))} · pages {first}"
             f"–{first + pages - 1}{html.escape(tag)}</td></tr>")
+
+
+def device_label(device: str) -> str:
+    """``cpu``, or ``cuda:0 (NVIDIA H200)``: the device a pool lives on (a snapshot's ``device``)."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return str(dev)
+    index = torch.cuda.current_device() if dev.index is None else dev.index
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+
+
+def device_memory(device: str) -> dict[str, int] | None:
+    """The CUDA device's own books: torch's caching allocator on it (``reserved``, ``allocated``) and
+    the whole card (``free``, ``total``: other processes included); None off CUDA, querying nothing."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return None
+    free, total = torch.cuda.mem_get_info(dev)
+    return {"reserved": int(torch.cuda.memory_reserved(dev)), "allocated": int(torch.cuda.memory_allocated(dev)),
+            "free": int(free), "total": int(total)}
+
+
+def device_rows(mem: Mapping[str, int]) -> list[tuple[str, str]]:
+    """(label, value) rows of `device_memory`'s numbers."""
+    used = mem["total"] - mem["free"]
+    share = used / mem["total"] if mem["total"] else 0.0
+    return [("torch reserved", format_bytes(mem["reserved"])),
+            ("torch allocated", format_bytes(mem["allocated"])),
+            ("device used", f"{format_bytes(used)} of {format_bytes(mem['total'])} ({share:.0%})")]
+
+
+class StatsView(DashboardView):
+    """The stats panel in a dashboard: text, so refreshed when ``ctx.text`` says."""
+
+    name = "stats"
+    row = 0
+
+    def __init__(self, setup: ViewSetup) -> None:
+        self.widget = StatsPanel(layout=w.Layout(width=f"{SIDE_PX}px"))
+
+    def update(self, ctx: ViewContext) -> None:
+        if not ctx.text:
+            return
+        extra: dict[str, str] = {}
+        sim = ctx.sim
+        if sim is not None:
+            lookups = sim.totals.get("cache_lookups", 0)
+            extra["cache hit rate"] = f"{sim.totals.get('cache_hits', 0) / lookups:.1%}" if lookups else "–"
+            extra["sim clock"] = f"{sim.clock:.2f} s · {sim.steps:,} steps"
+        if ctx.report is not None:
+            extra["last compact now"] = f"{ctx.report.pages_moved:,} pages · {ctx.report.pause_s * 1e3:.1f} ms"
+        memory = device_memory(ctx.snapshot.device)
+        if memory is not None:
+            extra.update(device_rows(memory))
+        self.widget.update(ctx.snapshot.stats, extra, ctx.selected)

@@ -20,11 +20,15 @@ from ._assets import esm
 from ._base import CanvasView
 from ._codec import encode_trace
 from ._messages import Check
+from ._view import DashboardView, ViewContext, ViewSetup
 
-__all__ = ["LatencyTrace", "TraceWindow", "window_from_events", "window_from_steps"]
+__all__ = ["LatencyTrace", "TraceView", "TraceWindow", "window_from_events", "window_from_steps"]
 
+MODULE = "trace"  # js/src/trace.js
 TraceWindow = dict[str, np.ndarray]  # time_s, step_s, alloc_s, pause_s, event_time_s, event_kind
 MAX_POINTS = 4096
+STEPS_SHOWN = 1024  # serving steps a dashboard's trace shows
+STEP_KEYS = ("time_s", "step_latency_s", "alloc_latency_s", "compaction_pause_s", "failures")  # sim records read
 
 
 def window_from_events(ev: EventArrays) -> TraceWindow:
@@ -72,7 +76,7 @@ def window_from_steps(steps: Mapping[str, np.ndarray]) -> TraceWindow:
 class LatencyTrace(CanvasView):
     """Latency over the last ``window_s`` seconds on a log axis; compactions and failures marked."""
 
-    _esm = esm("trace")
+    _esm = esm(MODULE)
     window_s = t.Float(30.0).tag(sync=True)  # seconds of history shown (x extent)
     height_px = t.Int(220).tag(sync=True)
 
@@ -141,6 +145,32 @@ def _append_frame(old: TraceWindow, new: TraceWindow) -> bytes | None:
         return None
     return encode_trace(t_new[k:], new["step_s"][k:], new["alloc_s"][k:], new["pause_s"][k:], e_new[j:],
                         new["event_kind"][j:], append=True, keep_points=t_new.size, keep_events=e_new.size)
+
+
+class TraceView(DashboardView):
+    """The latency trace in a dashboard: redrawn only when the simulator stepped (or the pool logged)."""
+
+    name = "trace"
+    module = MODULE
+
+    def __init__(self, setup: ViewSetup) -> None:
+        self.widget = LatencyTrace(width_px=setup.width_px // 2 - 8, height_px=210, lock=setup.lock)
+        self._mark: tuple[float, float] | None = None  # (steps, clock) or (events, seq) last shown
+
+    def update(self, ctx: ViewContext) -> None:
+        if not ctx.fresh:
+            return
+        sim, snap = ctx.sim, ctx.snapshot
+        mark = (sim.steps, sim.clock) if sim is not None else (snap.events_total, snap.seq)
+        if mark == self._mark:
+            return
+        self._mark = mark
+        self.widget.update(window_from_steps(sim.recent_steps(STEPS_SHOWN, keys=STEP_KEYS))
+                           if sim is not None else window_from_events(snap.events))
+
+    def reset(self) -> None:
+        self.widget.clear()
+        self._mark = None
 
 
 _WIRE = {"time_s": "<f8", "step_s": "<f4", "alloc_s": "<f4", "pause_s": "<f4", "event_time_s": "<f8",

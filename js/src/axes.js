@@ -5,20 +5,21 @@ export const AXIS = "#94a3b8";
 export const GRID = "#e2e8f0";
 export const TEXT = "#475569";
 
-/** A chart's DOM: a root div (class `className`, CSS `font` if given) in `host` holding a title line
- * and a canvas. */
-export function chartShell(host, className, titleText, font = null) {
-  const root = document.createElement("div");
-  root.className = className;
-  if (font) root.style.font = font;
-  host.appendChild(root);
+/** A chart's DOM in a view's `root`: a title line over a canvas; returns the canvas. */
+export function chartCanvas(root, titleText) {
   const title = document.createElement("div");
   title.style.cssText = "font-weight:600;color:var(--jp-ui-font-color1,#1f2937);margin:2px 0 2px 4px";
   title.textContent = titleText;
   root.appendChild(title);
   const canvas = document.createElement("canvas");
   root.appendChild(canvas);
-  return { root, canvas };
+  return canvas;
+}
+
+/** The 2D context of `canvas` sized for the model's width_px x height_px: `prev` while the size is
+ * unchanged (no reallocation per frame), else a fresh one (setupCanvas). */
+export function sizedContext(canvas, prev, w, h) {
+  return prev && canvas.style.width === `${w}px` && canvas.style.height === `${h}px` ? prev : setupCanvas(canvas, w, h);
 }
 
 /** Run `draw` at most once per animation frame however often `schedule()` is called;

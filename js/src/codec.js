@@ -3,7 +3,7 @@
 //   page frame  "PGF1"                     heatmap  "HMP1"              trace  "LTR1"
 //   0  magic u8[4]                          0 magic                       0 magic
 //   4  kind u8 (0 full, 1 delta)            4 kind u8 (0 full, 1 append)  4 n_points u32
-//   5  colour mode u8 (0 state 1 tag 2 age) 5 metric u8 (0 free 1 holes)  8 n_events u32
+//   5  colour mode u8 (COLOR_MODES)         5 metric u8 (HEAT_METRICS)    8 n_events u32
 //   6  reserved u16                         6 buckets u16                 12 kind u32 (0 full, 1 append)
 //   8  num_pages u32                        8 n_cols u32                  append only:
 //   12 frame_id u32                         12 reserved u32               16 keep_points u32
@@ -20,14 +20,10 @@
 // Received buffers may start at any byte offset, so multi-byte columns are copied out with
 // `slice` (a few KB) while the big u8 page column is used in place.
 
-export const PAGE_MAGIC = "PGF1";
-export const HEAT_MAGIC = "HMP1";
-export const TRACE_MAGIC = "LTR1";
-export const FULL = 0;
-export const DELTA = 1;
-export const TRACE_FULL = 0;
-export const TRACE_APPEND = 1;
-export const HEADER_BYTES = 32;
+import { WIRE } from "./constants.js";
+
+// the numbers of the format come from Python (_codec.py, through constants.js)
+export const { PAGE_MAGIC, HEAT_MAGIC, TRACE_MAGIC, FULL, DELTA, TRACE_FULL, TRACE_APPEND, HEADER_BYTES } = WIRE;
 
 /** A Uint8Array over whatever arrived: ArrayBuffer, DataView or typed array. */
 export function toBytes(buf) {

@@ -5,9 +5,11 @@
 // on screen (a view opened late, a lost message) makes the view ask for a full frame.
 
 import { FULL, applyPageFrame, decodePageFrame } from "./codec.js";
+import { COLOR_MODES } from "./constants.js";
 import { computeLayout, dirtyRects, paintPages, pixelOffsets, pixelToPage } from "./layout.js";
 import { onChange, onMessage, sendAction, throttle } from "./model.js";
 import { buildPalette, packColor } from "./palette.js";
+import { defineView, el } from "./view.js";
 
 const CSS = `
 .agl-pagemap { font: 12px/1.4 var(--jp-ui-font-family, system-ui, sans-serif); color: var(--jp-ui-font-color1, #1f2937); position: relative; }
@@ -29,22 +31,8 @@ const CSS = `
 const BACKGROUND = "#ffffff";
 const SELECT_COLOR = "#ef4444";
 
-function el(tag, cls, parent) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (parent) parent.appendChild(node);
-  return node;
-}
-
-function formatBytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${n % 1 ? n.toFixed(1) : n} ${units[i]}`;
-}
-
-export function render({ model, el: host }) {
-  const root = el("div", "agl-pagemap", host);
+/** The view's DOM: a bar (title, colour-mode buttons, legend, caption) over a stage of two canvases. */
+function buildDom(root) {
   el("style", null, root).textContent = CSS;
   const bar = el("div", "agl-bar", root);
   el("span", "agl-title", bar).textContent = "Page map";
@@ -55,191 +43,218 @@ export function render({ model, el: host }) {
   const canvas = el("canvas", "agl-canvas", stage);
   const overlay = el("canvas", "agl-overlay", stage);
   const tip = el("div", "agl-tip", root);
+  return { root, modes, legend, meta, canvas, overlay, tip };
+}
+
+/** The pages as the frames built them: a palette index per page, the frame id and seq, the checksum. */
+function createShown() {
+  return {
+    pages: null,
+    frameId: -1,
+    seq: -1,
+    sum: "",  // checksumSum(pages), kept up to date by each delta instead of recomputed per frame
+    /** Apply one frame; returns the changed runs (null: every page). Throws when it does not fit. */
+    apply(buf) {
+      const frame = decodePageFrame(buf);
+      const change = this.sum !== "" && frame.kind !== FULL && this.pages && this.pages.length === frame.numPages
+        && this.frameId === frame.baseId ? checksumChange(this.pages, frame) : null;
+      const res = applyPageFrame(this.pages, this.frameId, frame);
+      this.pages = res.pages;
+      this.frameId = frame.frameId;
+      this.seq = frame.seq;
+      this.sum = change === null ? checksumSum(this.pages) : this.sum + change;
+      return res.changed;
+    },
+  };
+}
+
+/** The canvas: page layout, pixel buffer and palette; paints pages and outlines the selection. */
+function createScreen(canvas, overlay, model) {
   const ctx = canvas.getContext("2d");
   const octx = overlay.getContext("2d");
-
-  let layout = null;
   let offsets = null;
   let image = null;
   let pixels = null;
   let lut = buildPalette(model.get("palette"));
-  let pages = null;
-  let frameId = -1;
-  let seq = -1;
-  let sum = "";  // checksum(pages), kept up to date by each delta instead of recomputed per frame
-  let disposed = false;
-
-  const setData = () => {
-    canvas.dataset.frameId = String(frameId);
-    canvas.dataset.seq = String(seq);
-    canvas.dataset.numPages = String(pages ? pages.length : 0);
-    canvas.dataset.colorBy = model.get("color_by");
-    canvas.dataset.checksum = sum === "" ? "" : String(sum % 4294967296);
-    setMeta();
+  const screen = {
+    layout: null,
+    setPalette() {
+      lut = buildPalette(model.get("palette"));
+    },
+    relayout() {
+      const layout = computeLayout(model.get("segments"), Math.max(64, model.get("width_px")), model.get("height_px"));
+      screen.layout = layout;
+      offsets = pixelOffsets(layout);
+      canvas.width = overlay.width = layout.width;
+      canvas.height = overlay.height = layout.height;
+      image = ctx.createImageData(layout.width, layout.height);
+      pixels = new Uint32Array(image.data.buffer);
+      pixels.fill(packColor(BACKGROUND));
+      // the layout, for tests and tools that read pixels back (page p of segment s sits at
+      // row segRow[s] + floor((p - first) / cols), column (p - first) % cols, cell x cell pixels)
+      canvas.dataset.cell = String(layout.cell);
+      canvas.dataset.cols = String(layout.cols);
+      canvas.dataset.segRows = layout.segRow.join(",");
+    },
+    /** Paint `pages` (`changed`: the runs that changed, null: all of them) and upload what changed. */
+    paint(pages, changed = null) {
+      const layout = screen.layout;
+      if (!layout || !pages || pages.length !== layout.numPages) return;
+      if (changed === null) {
+        paintPages(layout, offsets, pixels, pages, lut);
+        ctx.putImageData(image, 0, 0);
+        return;
+      }
+      for (const [s, e] of changed) paintPages(layout, offsets, pixels, pages, lut, s, e);
+      for (const [x, y, w, h] of dirtyRects(layout, offsets, changed)) ctx.putImageData(image, 0, 0, x, y, w, h);
+    },
+    /** Outline every row span of the selected block ([block_id, first, n]; a block never crosses a segment). */
+    drawSelection(sel) {
+      octx.clearRect(0, 0, overlay.width, overlay.height);
+      const layout = screen.layout;
+      if (!layout || !sel || sel.length < 3) return;
+      const [, first, n] = sel;
+      const { cell, cols } = layout;
+      const pad = Math.max(1, Math.floor(cell / 3));
+      octx.fillStyle = SELECT_COLOR;
+      for (let p = first; p < first + n;) {
+        const o = offsets[p];
+        const x = o % layout.width;
+        const y = Math.floor(o / layout.width);
+        const inRow = Math.min(first + n - p, cols - x / cell);
+        octx.globalAlpha = 0.85;
+        octx.fillRect(x, y, inRow * cell, cell);
+        octx.globalAlpha = 1;
+        octx.clearRect(x + pad, y + pad, inRow * cell - 2 * pad, cell - 2 * pad);
+        p += inRow;
+      }
+    },
+    /** The page under a mouse event, or -1. */
+    pageAt(ev) {
+      if (!screen.layout) return -1;
+      const rect = canvas.getBoundingClientRect();
+      const x = ((ev.clientX - rect.left) * canvas.width) / rect.width;
+      const y = ((ev.clientY - rect.top) * canvas.height) / rect.height;
+      return pixelToPage(screen.layout, Math.floor(x), Math.floor(y));
+    },
   };
+  return screen;
+}
+
+/** The canvas's data attributes (read by tests and tools) and the caption; returns `update`. */
+function createCaption(view, dom, model, shown) {
   // the caption is read, not watched: a few times a second is enough, and each change of its text
   // costs the browser a layout of the notebook (the last call of a burst always lands)
   const setMeta = throttle(() => {
-    meta.textContent = pages ? `${pages.length.toLocaleString()} pages · seq ${seq}` : "waiting for the kernel…";
+    dom.meta.textContent = shown.pages ? `${shown.pages.length.toLocaleString()} pages · seq ${shown.seq}`
+      : "waiting for the kernel…";
   }, 250);
-
-  const relayout = () => {
-    const segments = model.get("segments");
-    const width = Math.max(64, model.get("width_px"));
-    layout = computeLayout(segments, width, model.get("height_px"));
-    offsets = pixelOffsets(layout);
-    canvas.width = overlay.width = layout.width;
-    canvas.height = overlay.height = layout.height;
-    image = ctx.createImageData(layout.width, layout.height);
-    pixels = new Uint32Array(image.data.buffer);
-    pixels.fill(packColor(BACKGROUND));
-    // the layout, for tests and tools that read pixels back (page p of segment s sits at
-    // row segRow[s] + floor((p - first) / cols), column (p - first) % cols, cell x cell pixels)
-    canvas.dataset.cell = String(layout.cell);
-    canvas.dataset.cols = String(layout.cols);
-    canvas.dataset.segRows = layout.segRow.join(",");
+  view.own(() => setMeta.cancel());
+  return function update() {
+    const data = dom.canvas.dataset;
+    data.frameId = String(shown.frameId);
+    data.seq = String(shown.seq);
+    data.numPages = String(shown.pages ? shown.pages.length : 0);
+    data.colorBy = model.get("color_by");
+    data.checksum = shown.sum === "" ? "" : String(shown.sum % 4294967296);
+    setMeta();
   };
+}
 
-  const paintAll = () => {
-    if (!layout || !pages || pages.length !== layout.numPages) return;
-    paintPages(layout, offsets, pixels, pages, lut);
-    ctx.putImageData(image, 0, 0);
-  };
+/** One button per colour mode (the kernel's registry), the current one highlighted. */
+function drawModes(modes, model) {
+  modes.replaceChildren();
+  for (const m of COLOR_MODES) {
+    const b = el("button", m === model.get("color_by") ? "agl-on" : "", modes);
+    b.textContent = m;
+    b.title = `colour pages by ${m}`;
+    b.onclick = () => sendAction(model, "color_by", { value: m });
+  }
+}
 
-  const drawSelection = () => {
-    octx.clearRect(0, 0, overlay.width, overlay.height);
-    const sel = model.get("selection");
-    if (!layout || !sel || sel.length < 3) return;
-    const [, first, n] = sel;
-    octx.fillStyle = SELECT_COLOR;
-    const { cell, cols } = layout;
-    // outline every row span of the block (a block never crosses a segment)
-    const pad = Math.max(1, Math.floor(cell / 3));
-    for (let p = first; p < first + n;) {
-      const o = offsets[p];
-      const x = o % layout.width;
-      const y = Math.floor(o / layout.width);
-      const inRow = Math.min(first + n - p, cols - x / cell);
-      octx.globalAlpha = 0.85;
-      octx.fillRect(x, y, inRow * cell, cell);
-      octx.globalAlpha = 1;
-      octx.clearRect(x + pad, y + pad, inRow * cell - 2 * pad, cell - 2 * pad);
-      p += inRow;
+function drawLegend(legend, model) {
+  legend.replaceChildren();
+  for (const [label, color] of model.get("legend")) {
+    const item = el("span", "", legend);
+    el("span", "agl-chip", item).style.background = color;
+    item.appendChild(document.createTextNode(label));
+  }
+}
+
+/** Hover asks the kernel what lies under the pointer (throttled); its answer shows as a tooltip. */
+function attachTooltip(view, dom, model, screen) {
+  let hoverPage = -1;
+  const ask = throttle((page) => sendAction(model, "hover", { page }), 50);
+  view.own(() => ask.cancel());
+  const show = (content) => {
+    if (content.page !== hoverPage) return;
+    if (content.page < 0) { dom.tip.style.display = "none"; return; }
+    const lines = [`page ${content.page}  (${content.state})`];
+    if (content.block_id >= 0) {
+      lines.push(`block ${content.block_id}${content.tag ? `  tag ${content.tag}` : ""}`);
+      lines.push(`${content.size} in ${content.num_pages} page(s) from ${content.first_page}`);
+      if (content.age_s !== undefined) lines.push(`age ${content.age_s.toFixed(2)} s`);
     }
+    dom.tip.textContent = lines.join("\n");
+    dom.tip.style.display = "block";
   };
+  const move = (ev) => {
+    const page = screen.pageAt(ev);
+    const rootRect = dom.root.getBoundingClientRect();
+    dom.tip.style.left = `${ev.clientX - rootRect.left + 14}px`;
+    dom.tip.style.top = `${ev.clientY - rootRect.top + 14}px`;
+    if (page === hoverPage) return;
+    hoverPage = page;
+    if (page < 0) dom.tip.style.display = "none";
+    else ask(page);
+  };
+  const leave = () => { hoverPage = -1; dom.tip.style.display = "none"; ask.cancel(); };
+  view.listen(dom.canvas, "mousemove", move);
+  view.listen(dom.canvas, "mouseleave", leave);
+  view.own(onMessage(model, "hover", show));
+}
 
-  const drawModes = () => {
-    modes.replaceChildren();
-    for (const m of ["state", "tag", "age"]) {
-      const b = el("button", m === model.get("color_by") ? "agl-on" : "", modes);
-      b.textContent = m;
-      b.title = `colour pages by ${m}`;
-      b.onclick = () => sendAction(model, "color_by", { value: m });
-    }
-  };
-
-  const drawLegend = () => {
-    legend.replaceChildren();
-    for (const [label, color] of model.get("legend")) {
-      const item = el("span", "", legend);
-      el("span", "agl-chip", item).style.background = color;
-      item.appendChild(document.createTextNode(label));
-    }
-  };
+export const render = defineView("agl-pagemap", (view, { model }) => {
+  const dom = buildDom(view.root);
+  const shown = createShown();
+  const screen = createScreen(dom.canvas, dom.overlay, model);
+  const caption = createCaption(view, dom, model, shown);
 
   const onFrame = (_content, [buf]) => {
-    let frame;
     try {
-      frame = decodePageFrame(buf);
-      const change = sum !== "" && frame.kind !== FULL && pages && pages.length === frame.numPages && frameId === frame.baseId
-        ? checksumChange(pages, frame) : null;
-      const res = applyPageFrame(pages, frameId, frame);
-      pages = res.pages;
-      frameId = frame.frameId;
-      seq = frame.seq;
-      sum = change === null ? checksumSum(pages) : sum + change;
-      if (!layout || layout.numPages !== pages.length) relayout();
-      if (res.changed === null) {
-        paintAll();
-      } else {
-        for (const [s, e] of res.changed) paintPages(layout, offsets, pixels, pages, lut, s, e);
-        for (const [x, y, w, h] of dirtyRects(layout, offsets, res.changed)) ctx.putImageData(image, 0, 0, x, y, w, h);
-      }
-      setData();
+      const changed = shown.apply(buf);
+      const relaid = !screen.layout || screen.layout.numPages !== shown.pages.length;
+      if (relaid) screen.relayout();
+      screen.paint(shown.pages, relaid ? null : changed);
+      caption();
     } catch (err) {
       // a delta for a frame this view never saw: ask for a full frame instead of guessing
       sendAction(model, "request_full");
     }
   };
-
-  const showTip = (content) => {
-    if (content.page !== hoverPage) return;
-    if (content.page < 0) { tip.style.display = "none"; return; }
-    const lines = [`page ${content.page}  (${content.state})`];
-    if (content.block_id >= 0) {
-      lines.push(`block ${content.block_id}${content.tag ? `  tag ${content.tag}` : ""}`);
-      lines.push(`${formatBytes(content.nbytes)} in ${content.num_pages} page(s) from ${content.first_page}`);
-      if (content.age_s !== undefined) lines.push(`age ${content.age_s.toFixed(2)} s`);
-    }
-    tip.textContent = lines.join("\n");
-    tip.style.display = "block";
-  };
-
-  let hoverPage = -1;
-  const askHover = throttle((page) => sendAction(model, "hover", { page }), 50);
-  const pageAtEvent = (ev) => {
-    if (!layout) return -1;
-    const rect = canvas.getBoundingClientRect();
-    const x = ((ev.clientX - rect.left) * canvas.width) / rect.width;
-    const y = ((ev.clientY - rect.top) * canvas.height) / rect.height;
-    return pixelToPage(layout, Math.floor(x), Math.floor(y));
-  };
-  const onMove = (ev) => {
-    const page = pageAtEvent(ev);
-    const rootRect = root.getBoundingClientRect();
-    tip.style.left = `${ev.clientX - rootRect.left + 14}px`;
-    tip.style.top = `${ev.clientY - rootRect.top + 14}px`;
-    if (page === hoverPage) return;
-    hoverPage = page;
-    if (page < 0) tip.style.display = "none";
-    else askHover(page);
-  };
-  const onLeave = () => { hoverPage = -1; tip.style.display = "none"; askHover.cancel(); };
-  const onClick = (ev) => {
-    const page = pageAtEvent(ev);
+  attachTooltip(view, dom, model, screen);
+  view.listen(dom.canvas, "click", (ev) => {
+    const page = screen.pageAt(ev);
     if (page >= 0) sendAction(model, "select", { page });
-  };
-  canvas.addEventListener("mousemove", onMove);
-  canvas.addEventListener("mouseleave", onLeave);
-  canvas.addEventListener("click", onClick);
-
-  const unsubs = [
+  });
+  view.own(
     onMessage(model, "frame", onFrame),
-    onMessage(model, "hover", showTip),
-    onChange(model, ["palette"], () => { lut = buildPalette(model.get("palette")); paintAll(); }),
-    onChange(model, ["segments", "width_px", "height_px"], () => { relayout(); paintAll(); drawSelection(); }),
-    onChange(model, ["selection"], drawSelection),
-    onChange(model, ["legend"], drawLegend),
-    onChange(model, ["color_by"], () => { drawModes(); setData(); }),
-  ];
-  relayout();
-  drawModes();
-  drawLegend();
-  setData();
+    onChange(model, ["palette"], () => { screen.setPalette(); screen.paint(shown.pages); }),
+    onChange(model, ["segments", "width_px", "height_px"], () => {
+      screen.relayout();
+      screen.paint(shown.pages);
+      screen.drawSelection(model.get("selection"));
+    }),
+    onChange(model, ["selection"], () => screen.drawSelection(model.get("selection"))),
+    onChange(model, ["legend"], () => drawLegend(dom.legend, model)),
+    onChange(model, ["color_by"], () => { drawModes(dom.modes, model); caption(); }),
+  );
+  screen.relayout();
+  drawModes(dom.modes, model);
+  drawLegend(dom.legend, model);
+  caption();
   sendAction(model, "request_full");
-
-  return () => {
-    if (disposed) return;
-    disposed = true;
-    for (const off of unsubs) off();
-    askHover.cancel();
-    setMeta.cancel();
-    canvas.removeEventListener("mousemove", onMove);
-    canvas.removeEventListener("mouseleave", onLeave);
-    canvas.removeEventListener("click", onClick);
-    root.remove();
-  };
-}
+});
 
 /**
  * Position-weighted sum of the palette indices mod 2^32, the same as `page_checksum` in _codec.py

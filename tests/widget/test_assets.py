@@ -8,11 +8,12 @@ import pytest
 
 from autoglm_lab.widget import FragmentationHeatmap, LatencyTrace, PageMap
 from autoglm_lab.widget._assets import STATIC
+from autoglm_lab.widget._registry import VIEW_MODULES
 
 SRC = Path(__file__).resolve().parents[2] / "js" / "src"
 
 
-@pytest.mark.parametrize("name", ["pagemap", "heatmap", "trace"])
+@pytest.mark.parametrize("name", VIEW_MODULES)
 def test_bundle_is_built_and_newer_than_its_sources(name: str) -> None:
     bundle = STATIC / f"{name}.js"
     assert bundle.exists(), "run scripts/setup.sh (or npm --prefix js run build) to bundle js/"
