@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from . import compactor as _compactor  # noqa: F401 - registers the pool's default compaction service
 from .pool import (
     Block,
     DeviceAllocationError,
@@ -25,8 +26,6 @@ from .pool import (
     format_size,
     parse_size,
 )
-
-from . import compactor as _compactor  # noqa: F401 - registers the pool's default compaction service
 
 __version__ = "0.1.0"
 

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .pool import COMPACTION_MODES, COMPACTION_STRATEGIES
+
 if TYPE_CHECKING:
     from .pool import PagedPool, PoolSnapshot
     from .workload import ServingSim
@@ -106,8 +108,8 @@ def _pool_options(p: argparse.ArgumentParser, *, page: str, size: str) -> None:
     g.add_argument("--page-size", default=page, help=f"bytes per page, e.g. 64KiB (default {page})")
     g.add_argument("--pool-size", default=size, help=f"memory_pool_initial_size (default {size})")
     g.add_argument("--max-size", default=None, help="largest size the pool may grow to (default: the pool size)")
-    g.add_argument("--compaction", choices=("off", "lazy", "eager"), default="lazy")
-    g.add_argument("--strategy", choices=("two_finger", "sliding"), default="two_finger",
+    g.add_argument("--compaction", choices=COMPACTION_MODES, default="lazy")
+    g.add_argument("--strategy", choices=COMPACTION_STRATEGIES, default="two_finger",
                    help="compaction strategy (default two_finger)")
     g.add_argument("--threshold", type=float, default=0.3, help="fragmentation_threshold_factor (default 0.3)")
     g.add_argument("--device", default="auto", help=_DEVICE_HELP)

@@ -18,17 +18,21 @@ targeted(n)  evacuate the cheapest window of n pages into holes elsewhere (indep
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
+from ..pool import COMPACTION_STRATEGIES
 from ._layout import Layout, SegmentLayout
 
 __all__ = ["Move", "Stage", "Plan", "plan", "plan_two_finger", "plan_sliding", "plan_slide_from", "plan_targeted",
            "STRATEGIES"]
 
-STRATEGIES = ("two_finger", "sliding", "targeted")
+#: every strategy the planner knows: the pool config's whole-pool ones, and "targeted" (one free run
+#: of a requested length, what the failure triggers ask for)
+STRATEGIES = (*COMPACTION_STRATEGIES, "targeted")
 
 
 class Move(NamedTuple):
@@ -102,10 +106,9 @@ class Plan:
 
 
 def plan(layout: Layout, strategy: str = "two_finger", *, num_pages: int | None = None) -> Plan:
-    if strategy == "two_finger":
-        return plan_two_finger(layout)
-    if strategy == "sliding":
-        return plan_sliding(layout)
+    whole = WHOLE_POOL_PLANNERS.get(strategy)
+    if whole is not None:
+        return whole(layout)
     if strategy == "targeted":
         if num_pages is None:
             raise ValueError("strategy='targeted' needs num_pages: the length of the free run to make")
@@ -432,3 +435,7 @@ def plan_targeted(layout: Layout, num_pages: int, *, candidates: int = 16) -> Pl
         return Plan("targeted", (), bound or 0,
                     f"no window of {n} pages can be emptied: the holes outside it are too small or too few", n)
     return Plan("targeted", (Stage(tuple(best[1]), True),), bound or 0, None, n)
+
+
+#: the planner of each whole-pool strategy a config may name (a test checks it covers them all)
+WHOLE_POOL_PLANNERS: dict[str, Callable[[Layout], Plan]] = {"two_finger": plan_two_finger, "sliding": plan_sliding}

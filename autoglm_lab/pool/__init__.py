@@ -27,7 +27,17 @@ race to avoid (a pinned block cannot be freed: `PinnedBlockError`). A block's pu
 """
 
 from ._block import Block
-from ._config import LIVE_FIELDS, PoolConfig, format_size, parse_size
+from ._config import (
+    CHOICES,
+    COALESCE_MODES,
+    COMPACTION_MODES,
+    COMPACTION_STRATEGIES,
+    FITS,
+    LIVE_FIELDS,
+    PoolConfig,
+    format_size,
+    parse_size,
+)
 from ._errors import DeviceAllocationError, InvalidBlockError, PinnedBlockError, PoolError, PoolExhausted
 from ._events import COMPACT_REASONS, EventArrays, EventKind
 from ._pool import PagedPool, resolve_device
@@ -42,7 +52,8 @@ from ._snapshot import SNAPSHOT_VERSION, PageState, PoolSnapshot, free_runs
 from ._stats import PoolStats
 
 __all__ = [
-    "Block", "BlockTable", "COMPACT_REASONS", "CompactionService", "DeviceAllocationError", "EventArrays",
+    "Block", "BlockTable", "CHOICES", "COALESCE_MODES", "COMPACTION_MODES", "COMPACTION_STRATEGIES", "FITS",
+    "COMPACT_REASONS", "CompactionService", "DeviceAllocationError", "EventArrays",
     "SegmentStorage", "default_compaction_service", "set_default_compaction_service", "EventKind",
     "InvalidBlockError", "LIVE_FIELDS",
     "PageState", "PagedPool", "PinnedBlockError", "PoolConfig", "PoolError", "PoolExhausted",

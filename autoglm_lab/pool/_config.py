@@ -56,11 +56,18 @@ def format_size(nbytes: int) -> str:
 
 
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d{1,4})?|mps|meta")  # fullmatch: "cpu\n" is not a device
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "fit": ("first", "best"),
-    "coalesce": ("eager", "lazy"),
-    "compaction": ("off", "lazy", "eager"),
-    "compaction_strategy": ("two_finger", "sliding"),
+# The pool's enumerations, defined once: config validation, the compactor's planners, the CLI's
+# choices and the dashboard's options all read these.
+FITS = ("first", "best")
+COALESCE_MODES = ("eager", "lazy")
+COMPACTION_MODES = ("off", "lazy", "eager")
+#: whole-pool strategies a config may name; the compactor also plans "targeted" (one run for a request)
+COMPACTION_STRATEGIES = ("two_finger", "sliding")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "fit": FITS,
+    "coalesce": COALESCE_MODES,
+    "compaction": COMPACTION_MODES,
+    "compaction_strategy": COMPACTION_STRATEGIES,
 }
 MIN_PAGE = 64
 MAX_PAGE = 2**30
@@ -150,7 +157,7 @@ class PoolConfig:
         if not isinstance(self.device, str) or not _DEVICE_RE.fullmatch(self.device):
             raise ValueError(f"device={self.device!r} is not allowed: use 'auto', 'cpu', 'mps', 'cuda' or "
                              f"'cuda:N' (N a device index, 0-9999)")
-        for name, allowed in _CHOICES.items():
+        for name, allowed in CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is not allowed: choose one of {', '.join(map(repr, allowed))}")

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import ipywidgets as w
 
-from ..pool import format_size, parse_size
+from ..compactor import STRATEGIES
+from ..pool import COALESCE_MODES, COMPACTION_MODES, FITS, format_size, parse_size
 from ._controls import (
     GuardedButton,
     GuardedDropdown,
@@ -116,7 +117,6 @@ def toggle(icon: str, width: str, button_style: str = "") -> Factory:
 # ------------------------------------------------------------------ options that depend on the pool
 _PAGE_SIZES = ("4KiB", "16KiB", "64KiB", "256KiB", "1MiB", "2MiB")
 _POOL_SIZES = ("4MiB", "16MiB", "64MiB", "256MiB", "1GiB")
-_STRATEGIES = ("two_finger", "sliding", "targeted")
 _SPEEDS = (("max", 0), ("1 step", 1), ("4 steps", 4), ("16 steps", 16), ("64 steps", 64))
 
 
@@ -129,7 +129,7 @@ def _budgets(dash: Dashboard) -> list[tuple[str, int]]:
 def _strategies(dash: Dashboard) -> list[str]:
     # offer what this PoolConfig accepts (the compactor may know more than the config)
     ok = []
-    for s in _STRATEGIES:
+    for s in STRATEGIES:
         try:
             dash.pool.config.replace(compaction_strategy=s)
             ok.append(s)
@@ -175,7 +175,7 @@ CONTROLS: tuple[Control, ...] = (
     Control("compact", "Compact now", "action", button("compress", "130px", "warning"), "bar",
             act=lambda d, _: d.compact_now()),
     Control("reset", "Reset", "action", button("undo", "86px"), "bar", act=lambda d, _: d.reset()),
-    Control("compaction", "compaction", "pool", toggles(), _COMPACTION, options=("off", "lazy", "eager")),
+    Control("compaction", "compaction", "pool", toggles(), _COMPACTION, options=COMPACTION_MODES),
     Control("compaction_strategy", "strategy", "pool", dropdown(), _COMPACTION, options=_strategies),
     Control("fragmentation_threshold_factor", "defrag threshold", "pool",
             slider(0.0, 1.0, 0.05, "fragmentation_threshold_factor: compact when external fragmentation passes this"),
@@ -184,8 +184,8 @@ CONTROLS: tuple[Control, ...] = (
     Control("max_consecutive_failures", "max failures", "pool", int_slider(1, 20), _COMPACTION),
     Control("compaction_budget_bytes", "step budget", "pool", dropdown(), _COMPACTION, options=_budgets,
             value=lambda d: d.pool.config.compaction_budget_bytes or 0, to_config=lambda v: v or None),
-    Control("fit", "fit", "pool", toggles(), _POOL, options=("first", "best")),
-    Control("coalesce", "coalesce", "pool", toggles(), _POOL, options=("eager", "lazy")),
+    Control("fit", "fit", "pool", toggles(), _POOL, options=FITS),
+    Control("coalesce", "coalesce", "pool", toggles(), _POOL, options=COALESCE_MODES),
     Control("page_size", "page size", "rebuild", dropdown(), _POOL,
             options=lambda d: _with(_PAGE_SIZES, _page_size(d)), value=_page_size),
     Control("memory_pool_initial_size", "pool size", "rebuild", dropdown(), _POOL,

@@ -266,3 +266,12 @@ def test_bad_strategy_and_num_pages() -> None:
         plan(lay, "targeted")
     with pytest.raises(ValueError, match="num_pages=0"):
         plan_targeted(lay, 0)
+
+
+def test_every_strategy_a_config_may_name_has_a_planner() -> None:
+    from autoglm_lab.compactor import STRATEGIES
+    from autoglm_lab.compactor._plan import WHOLE_POOL_PLANNERS
+    from autoglm_lab.pool import COMPACTION_STRATEGIES
+
+    assert set(WHOLE_POOL_PLANNERS) == set(COMPACTION_STRATEGIES)
+    assert STRATEGIES == (*COMPACTION_STRATEGIES, "targeted")
