@@ -40,6 +40,7 @@ _LAZY = {
     "ModelConfig": "autoglm_lab.workload",
     "Request": "autoglm_lab.workload",
     "tune": "autoglm_lab.tuning",
+    "load_torch_snapshot": "autoglm_lab.torchsnap",
     "Workload": "autoglm_lab.tuning",
     "Dashboard": "autoglm_lab.widget",
     "PageMap": "autoglm_lab.widget",

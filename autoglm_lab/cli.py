@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only benchmarks/bench_NAME.py (repeatable)")
     p.add_argument("--list", action="store_true", help="list the benchmark scripts and exit")
     p.set_defaults(func=cmd_bench)
+    from .torchsnap import cli as torchsnap_cli
+
+    torchsnap_cli.add_parser(sub)  # `torch-snapshot FILE.pickle`: verdicts per OOM, offline HTML report
     return ap
 
 

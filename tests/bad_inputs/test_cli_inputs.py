@@ -87,6 +87,19 @@ CASES: list[tuple[list[str], int, str]] = [
     (["tune", "--trace", "{dir}/header.csv"], 1, "'time,ctx,gen'"),
     (["tune", "--out", "{dir}/afile/t.csv"], 1, "{dir}/afile"),
     (["tune", "--html", "{dir}/folder"], 1, "{dir}/folder"),
+    # torch-snapshot (fails before any analysis: nothing on stdout)
+    (["torch-snapshot"], 2, "FILE.pickle"),
+    (["torch-snapshot", "{dir}/missing.pickle"], 1, "{dir}/missing.pickle"),
+    (["torch-snapshot", "{dir}/folder"], 1, "is a folder"),
+    (["torch-snapshot", "{dir}/ok.csv"], 1, "not a readable pickle"),
+    (["torch-snapshot", "{dir}/ok.csv"], 1, "{dir}/ok.csv"),
+    (["torch-snapshot", "{snap}", "--page-size", "3KiB"], 1, "page_size=3072"),
+    (["torch-snapshot", "{snap}", "--page-size", "lots"], 2, "'lots'"),
+    (["torch-snapshot", "{snap}", "--bandwidth", "-1"], 2, "'-1'"),
+    (["torch-snapshot", "{snap}", "--device", "7"], 1, "device=7"),
+    (["torch-snapshot", "{snap}", "--html", "{dir}/folder"], 1, "{dir}/folder"),
+    (["torch-snapshot", "{snap}", "--max-bytes", "1KiB"], 1, "max_bytes=1024"),
+    (["torch-snapshot", "{snap}", "--granularity", "0"], 2, "'0'"),
     # bench
     (["bench", "--only", "nope"], 1, "nope"),
     (["bench", "--quick", "--only", "pool"], 1, "--only"),
@@ -97,7 +110,8 @@ CASES: list[tuple[list[str], int, str]] = [
 
 def _args(args: list[str], folder: Path) -> list[str]:
     """The case's arguments, quiet, and for tune: in this process, on a tiny workload."""
-    argv = [a.replace("{dir}", str(folder)) for a in args]
+    snap = Path(__file__).parents[2] / "autoglm_lab" / "data" / "torch_snapshot_synthetic_oom.pickle"
+    argv = [a.replace("{dir}", str(folder)).replace("{snap}", str(snap)) for a in args]
     if argv[:1] in (["demo"], ["replay"], ["tune"]):
         argv.append("--quiet")
     if argv[:1] == ["tune"]:

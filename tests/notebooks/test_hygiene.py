@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = ["01_quickstart.ipynb", "02_fragmentation_anatomy.ipynb", "03_compaction_and_triggers.ipynb",
-            "04_why_serving_slows_down.ipynb"]
+            "04_why_serving_slows_down.ipynb", "06_your_own_snapshot.ipynb"]
 
 
 def _hygiene() -> ModuleType:

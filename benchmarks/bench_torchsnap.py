@@ -1,0 +1,99 @@
+"""PyTorch memory snapshots at scale (issue 16 §6): load + replay of about a million trace entries.
+
+A seeded synthetic snapshot (``synthetic_snapshot``, ~1M entries, pickled as ``_dump_snapshot``
+would) is written to a temporary file; a fresh child process (so its peak RSS is its own) then:
+
+- loads it (`load_torch_snapshot`: the data-only unpickler, validation, numpy columns);
+- analyses it (`analyze`: timeline and stats, the caching-allocator model replay, and two paged-pool
+  replays on the meta device: without compaction, and with compaction on every failure).
+
+Printed: seconds per phase and in total [target: <= 20 s on one core], entries per second, the peak
+RSS above the interpreter's baseline per entry (the unpickled dicts are the peak: they exist until
+they are converted), and the columns kept per entry.
+
+Usage: python benchmarks/bench_torchsnap.py [--entries N] [--seed S] [--keep PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import machine
+
+
+def _status(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def measure(path: str) -> dict[str, float]:
+    """Run in the child: load, then analyse; times and memory."""
+    import torch
+
+    torch.set_num_threads(1)
+    from autoglm_lab.torchsnap import analyze, load_torch_snapshot
+
+    base = _status("VmRSS")
+    t0 = time.perf_counter()
+    snap = load_torch_snapshot(path, max_bytes=None)
+    t1 = time.perf_counter()
+    peak_load = _status("VmHWM")
+    res = analyze(snap)
+    t2 = time.perf_counter()
+    n = snap.num_entries
+    return {"entries": n, "load_s": t1 - t0, "analyze_s": t2 - t1, "total_s": t2 - t0,
+            "timeline_stats_s": res.seconds - res.torch.seconds - sum(p.seconds for p in res.pools),
+            "model_s": res.torch.seconds, "pools_s": [p.seconds for p in res.pools],
+            "peak_rss_per_entry": (peak_load - base) / n, "after_rss_per_entry": (_status("VmRSS") - base) / n,
+            "peak_total_per_entry": (_status("VmHWM") - base) / n,
+            "columns_per_entry": sum(t.nbytes for t in snap.traces) / n, "file_bytes": os.path.getsize(path),
+            "ooms": len(res.ooms), "same_address": res.torch.same_address_ratio,
+            "served": [sum(o.served for _, o in v.paged) for v in res.ooms].count(len(res.pools))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", type=Path, default=None, help="write the snapshot here and keep it")
+    ap.add_argument("--measure", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.measure:
+        sys.stdout.write(json.dumps(measure(args.measure)) + "\n")
+        return
+    from autoglm_lab.torchsnap import write_synthetic_snapshot
+
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.keep or Path(tmp) / "bench.pickle"
+        t0 = time.perf_counter()
+        write_synthetic_snapshot(path, args.seed, steps=10**9, max_entries=args.entries)
+        print(f"generated {path.stat().st_size / 2**20:.1f} MiB of pickle in {time.perf_counter() - t0:.1f} s "
+              f"(not part of the figures below)")
+        out = subprocess.run([sys.executable, __file__, "--measure", str(path)], check=True, capture_output=True,
+                             text=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    n = r["entries"]
+    print(f"{n:,} trace entries, {r['ooms']} OOM(s); allocator model at torch's address for "
+          f"{r['same_address']:.1%} of allocations; {r['served']} OOM(s) served by both paged pools")
+    print(f"load {r['load_s']:.2f} s + analyse {r['analyze_s']:.2f} s (timeline and stats "
+          f"{r['timeline_stats_s']:.2f} s, allocator model {r['model_s']:.2f} s, paged pools "
+          f"{' + '.join(f'{s:.2f}' for s in r['pools_s'])} s) = {r['total_s']:.2f} s "
+          f"[target <= 20 s]: {n / r['total_s'] / 1e3:.0f}k entries/s")
+    print(f"memory per entry: peak while loading {r['peak_rss_per_entry']:.0f} B (the unpickled dicts), "
+          f"peak overall {r['peak_total_per_entry']:.0f} B, kept after analysis {r['after_rss_per_entry']:.0f} B "
+          f"(of which trace columns {r['columns_per_entry']:.0f} B); file {r['file_bytes'] / n:.0f} B per entry")
+
+
+if __name__ == "__main__":
+    main()
