@@ -1,4 +1,5 @@
-"""Build hook: compile the pool's C core (autoglm_lab/pool/_core.c) next to its sources.
+"""Build hooks: compile the pool's C core (autoglm_lab/pool/_core.c) next to its sources, and the
+front end's build function (`npm_ci_builder`, run by hatch-jupyter-builder: see pyproject.toml).
 
 Runs on every build and editable install (``pip install -e .``, scripts/setup.sh). Uses setuptools'
 compiler machinery for portability. Without a working C compiler the build still succeeds and the
@@ -61,3 +62,29 @@ class CoreBuildHook(BuildHookInterface):
             os.chdir(cwd)
         if not out.exists():
             raise RuntimeError(f"compiler produced no {out.name}")
+
+
+def npm_ci_builder(target_name: str, version: str, path: str = ".", build_dir: str | None = None,
+                   source_dir: str | None = None, build_cmd: str = "build", npm: str | list[str] = "npm",
+                   force: bool = False) -> None:
+    """hatch-jupyter-builder's ``npm_builder`` with ``npm ci`` where it runs ``npm install``.
+
+    ``npm install`` may rewrite the committed js/package-lock.json; ``npm ci`` installs exactly what it
+    locks (and fails when package.json disagrees with it). It reinstalls only when node_modules is
+    missing or older than the lock. Skipped like npm_builder: HATCH_JUPYTER_BUILDER_SKIP_NPM=1, or
+    when the bundle in ``build_dir`` is newer than ``source_dir``.
+    """
+    from hatch_jupyter_builder.utils import is_stale, normalize_cmd, run
+
+    if os.environ.get("HATCH_JUPYTER_BUILDER_SKIP_NPM") == "1":
+        return
+    if build_dir and source_dir and not force and not is_stale(build_dir, source_dir):
+        return
+    js = Path(path).resolve()
+    cmd = normalize_cmd([npm] if isinstance(npm, str) else npm)
+    installed = js / "node_modules" / ".package-lock.json"  # npm's record of what it installed
+    lock = js / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        run([*cmd, "ci", "--no-audit", "--no-fund"], cwd=str(js))
+    if build_cmd:
+        run([*cmd, "run", build_cmd], cwd=str(js))

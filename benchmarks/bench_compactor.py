@@ -204,7 +204,7 @@ def planning(pages: int = 1 << 20) -> None:
     keep = starts + sizes <= pages
     ids = np.arange(keep.sum())
     blocks = np.stack([ids, starts[keep], sizes[keep], np.zeros_like(ids)], axis=1)
-    lay = Layout._build(256, [(0, pages)], blocks[:, 0], blocks[:, 1], blocks[:, 2], blocks[:, 3] > 0)
+    lay = Layout.from_arrays(256, [(0, pages)], blocks[:, 0], blocks[:, 1], blocks[:, 2], blocks[:, 3] > 0)
     for name, fn in (("two_finger", plan_two_finger), ("sliding", plan_sliding),
                      ("targeted(64)", lambda lay: plan_targeted(lay, 64))):
         t0 = time.perf_counter()

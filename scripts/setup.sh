@@ -4,6 +4,19 @@
 # Environment: PYTHON (default python3), AUTOGLM_TORCH (torch requirement to install first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Set-up must not change tracked files (what it generates is gitignored): in a git checkout, note
+# which tracked files differ from HEAD now, with their contents' hashes, and compare at the end.
+tracked_changes() {  # "hash path" per tracked file that differs from HEAD ("deleted" for a missing one)
+  git diff --name-only -z HEAD -- | while IFS= read -r -d '' f; do
+    if [ -e "$f" ]; then echo "$(git hash-object -- "$f") $f"; else echo "deleted $f"; fi
+  done | LC_ALL=C sort
+}
+CHECK_TREE=0
+if command -v git >/dev/null 2>&1 && git rev-parse --verify -q HEAD >/dev/null 2>&1 \
+    && [ -z "$(git rev-parse --show-prefix 2>/dev/null)" ]; then  # this folder is a checkout's root
+  CHECK_TREE=1
+  TRACKED_BEFORE=$(tracked_changes)
+fi
 PY=${PYTHON:-python3}
 VENV=.venv
 if [ ! -x "$VENV/bin/python" ]; then
@@ -38,4 +51,20 @@ fi
 "$VENV/bin/python" -c "import autoglm_lab, torch; from autoglm_lab.pool import _impl; print('autoglm_lab', autoglm_lab.__version__, '| pool core', _impl.IMPL, _impl.REASON, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"
 if [ "$EXTRAS" = dev,gpu ]; then  # a missing Triton fails here, not as skipped tests
   "$VENV/bin/python" -c "import triton; print('triton', triton.__version__)"
+fi
+if [ "$CHECK_TREE" = 1 ]; then
+  TRACKED_AFTER=$(tracked_changes)
+  if [ "$TRACKED_AFTER" = "$TRACKED_BEFORE" ]; then
+    echo "setup: tracked files are as set-up found them"
+  else
+    # a line in one list only: a file set-up changed (or put back); the path follows the hash
+    changed=()
+    while IFS= read -r f; do
+      if [ -n "$f" ]; then changed+=("$f"); fi
+    done < <(LC_ALL=C comm -3 <(echo "$TRACKED_BEFORE") <(echo "$TRACKED_AFTER") | cut -d' ' -f2- | LC_ALL=C sort -u)
+    echo "setup: set-up changed tracked files (it must leave them as committed; gitignore what it generates):" >&2
+    printf '  %s\n' "${changed[@]}" >&2
+    git --no-pager diff --stat HEAD -- "${changed[@]}" >&2 || true
+    case "${CI:-}" in ""|0|false) ;; *) exit 1 ;; esac  # fatal in CI; a warning on a developer's machine
+  fi
 fi

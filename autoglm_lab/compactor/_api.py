@@ -78,7 +78,7 @@ class _CopyTimer:
     def seconds(self) -> float:
         """Call after the stream was synchronised."""
         if self._cuda:
-            return self._start.elapsed_time(self._end) / 1e3
+            return float(self._start.elapsed_time(self._end)) / 1e3
         return self._t1 - self._t0
 
 

@@ -57,11 +57,13 @@ class Layout:
                     blocks: list[tuple[int, int, int, bool]]) -> Layout:
         """Build from plain tuples: segments (first_page, num_pages); blocks (id, start, pages, pinned)."""
         arr = np.asarray(blocks, dtype=np.int64).reshape(-1, 4)
-        return Layout._build(page_size, segments, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3] > 0)
+        return Layout.from_arrays(page_size, segments, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3] > 0)
 
     @staticmethod
-    def _build(page_size: int, segments: list[tuple[int, int]], ids: np.ndarray, start: np.ndarray,
-               pages: np.ndarray, pinned: np.ndarray) -> Layout:
+    def from_arrays(page_size: int, segments: list[tuple[int, int]], ids: np.ndarray, start: np.ndarray,
+                    pages: np.ndarray, pinned: np.ndarray) -> Layout:
+        """Build from columns (a block table's): block ids, first pages, pages and pinned flags, in any
+        order; segments (first_page, num_pages)."""
         order = np.argsort(start, kind="stable")
         ids, start, pages, pinned = ids[order], start[order], pages[order], pinned[order]
         out = []
@@ -78,4 +80,4 @@ def layout_of(pool: PagedPool) -> Layout:
     """The pool's current layout (call with the pool's lock held)."""
     bid, start, pages, _nbytes, _tag, pins, _created = pool.block_table()
     segments = [(s.first_page, s.num_pages) for s in pool.segment_storage()]
-    return Layout._build(pool.page_size, segments, bid, start, pages, pins > 0)
+    return Layout.from_arrays(pool.page_size, segments, bid, start, pages, pins > 0)

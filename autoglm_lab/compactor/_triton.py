@@ -295,7 +295,7 @@ def _coalesce(moves: Sequence[Move], independent: bool) -> np.ndarray:
     start = np.ones(len(a), dtype=bool)
     start[1:] = (a[1:, 0] != a[:-1, 0] + a[:-1, 2]) | (a[1:, 1] != a[:-1, 1] + a[:-1, 2])
     first = np.flatnonzero(start)
-    out = a[first].copy()
+    out: np.ndarray = a[first].copy()
     out[:, 2] = np.add.reduceat(a[:, 2], first)
     return out
 

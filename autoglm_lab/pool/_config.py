@@ -80,9 +80,10 @@ LIVE_FIELDS = frozenset({
 })
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class PoolConfig:
-    """Configuration of a `PagedPool`. Sizes take ints (bytes) or strings such as ``"64KiB"``.
+    """Configuration of a `PagedPool`. Sizes take ints (bytes) or strings such as ``"64KiB"``; the
+    config holds them as ints (``max_size`` and ``segment_size`` default to the initial size).
 
     page_size: bytes per page, a power of two from 64 B to 1 GiB (the source uses 2 MiB pages).
     memory_pool_initial_size: bytes of the first segment, a multiple of ``page_size``.
@@ -113,79 +114,107 @@ class PoolConfig:
     event_capacity: length of the ring buffer of recent events.
     """
 
-    page_size: int | str = "64KiB"
-    memory_pool_initial_size: int | str = "64MiB"
-    max_size: int | str | None = "256MiB"
-    segment_size: int | str | None = None
-    device: str = "auto"
-    fit: Literal["first", "best"] = "best"
-    coalesce: Literal["eager", "lazy"] = "eager"
-    fragmentation_threshold_factor: float = 0.3
-    free_ratio_trigger: float = 0.6
-    max_consecutive_failures: int = 3
-    defrag_interval_s: float = 30.0
-    compaction: Literal["off", "lazy", "eager"] = "lazy"
-    compaction_strategy: Literal["two_finger", "sliding"] = "two_finger"
-    compaction_budget_bytes: int | str | None = None
-    event_capacity: int = 4096
+    # The fields hold what __init__ normalised (sizes in bytes, fractions and seconds as floats);
+    # __init__ takes the looser spellings, so readers never cast.
+    page_size: int
+    memory_pool_initial_size: int
+    max_size: int
+    segment_size: int
+    device: str
+    fit: Literal["first", "best"]
+    coalesce: Literal["eager", "lazy"]
+    fragmentation_threshold_factor: float
+    free_ratio_trigger: float
+    max_consecutive_failures: int
+    defrag_interval_s: float
+    compaction: Literal["off", "lazy", "eager"]
+    compaction_strategy: Literal["two_finger", "sliding"]
+    compaction_budget_bytes: int | None
+    event_capacity: int
 
-    def __post_init__(self) -> None:
-        page = parse_size(self.page_size, name="page_size")
+    def __init__(
+        self,
+        page_size: int | str = "64KiB",
+        memory_pool_initial_size: int | str = "64MiB",
+        max_size: int | str | None = "256MiB",
+        segment_size: int | str | None = None,
+        device: str = "auto",
+        fit: Literal["first", "best"] = "best",
+        coalesce: Literal["eager", "lazy"] = "eager",
+        fragmentation_threshold_factor: float = 0.3,
+        free_ratio_trigger: float = 0.6,
+        max_consecutive_failures: int = 3,
+        defrag_interval_s: float = 30.0,
+        compaction: Literal["off", "lazy", "eager"] = "lazy",
+        compaction_strategy: Literal["two_finger", "sliding"] = "two_finger",
+        compaction_budget_bytes: int | str | None = None,
+        event_capacity: int = 4096,
+    ) -> None:
+        page = parse_size(page_size, name="page_size")
         if page < MIN_PAGE or page > MAX_PAGE or page & (page - 1):
             raise ValueError(
-                f"page_size={self.page_size!r} ({page} bytes) is not allowed: "
+                f"page_size={page_size!r} ({page} bytes) is not allowed: "
                 f"use a power of two from 64B to 1GiB, e.g. '64KiB' or '2MiB'"
             )
-        initial = parse_size(self.memory_pool_initial_size, name="memory_pool_initial_size")
+        initial = parse_size(memory_pool_initial_size, name="memory_pool_initial_size")
         if initial <= 0 or initial % page:
             raise ValueError(
-                f"memory_pool_initial_size={self.memory_pool_initial_size!r} ({initial} bytes) is not "
+                f"memory_pool_initial_size={memory_pool_initial_size!r} ({initial} bytes) is not "
                 f"allowed: use a positive multiple of page_size ({page} bytes)"
             )
-        max_size = initial if self.max_size is None else parse_size(self.max_size, name="max_size")
-        if max_size < initial:
+        max_b = initial if max_size is None else parse_size(max_size, name="max_size")
+        if max_b < initial:
             raise ValueError(
-                f"max_size={self.max_size!r} ({max_size} bytes) is not allowed: it must be at least "
+                f"max_size={max_size!r} ({max_b} bytes) is not allowed: it must be at least "
                 f"memory_pool_initial_size ({initial} bytes)"
             )
-        seg = initial if self.segment_size is None else parse_size(self.segment_size, name="segment_size")
+        seg = initial if segment_size is None else parse_size(segment_size, name="segment_size")
         if seg <= 0 or seg % page:
             raise ValueError(
-                f"segment_size={self.segment_size!r} ({seg} bytes) is not allowed: use a positive "
+                f"segment_size={segment_size!r} ({seg} bytes) is not allowed: use a positive "
                 f"multiple of page_size ({page} bytes)"
             )
-        if not isinstance(self.device, str) or not _DEVICE_RE.fullmatch(self.device):
-            raise ValueError(f"device={self.device!r} is not allowed: use 'auto', 'cpu', 'mps', 'cuda' or "
+        if not isinstance(device, str) or not _DEVICE_RE.fullmatch(device):
+            raise ValueError(f"device={device!r} is not allowed: use 'auto', 'cpu', 'mps', 'cuda' or "
                              f"'cuda:N' (N a device index, 0-9999)")
+        choices = {"fit": fit, "coalesce": coalesce, "compaction": compaction,
+                   "compaction_strategy": compaction_strategy}
         for name, allowed in CHOICES.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(f"{name}={value!r} is not allowed: choose one of {', '.join(map(repr, allowed))}")
-        for name in ("fragmentation_threshold_factor", "free_ratio_trigger"):
-            _check_fraction(name, getattr(self, name))
-        _check_int(self.max_consecutive_failures, "max_consecutive_failures", low=1, high=1_000_000)
-        interval = self.defrag_interval_s
+            if choices[name] not in allowed:
+                raise ValueError(f"{name}={choices[name]!r} is not allowed: choose one of "
+                                 f"{', '.join(map(repr, allowed))}")
+        _check_fraction("fragmentation_threshold_factor", fragmentation_threshold_factor)
+        _check_fraction("free_ratio_trigger", free_ratio_trigger)
+        _check_int(max_consecutive_failures, "max_consecutive_failures", low=1, high=1_000_000)
+        interval = defrag_interval_s
         if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0 \
                 or interval == float("inf"):
             raise ValueError(f"defrag_interval_s={interval!r} is not allowed: use a finite number of seconds > 0")
-        budget = self.compaction_budget_bytes
+        budget = compaction_budget_bytes
         budget_b = None if budget is None else parse_size(budget, name="compaction_budget_bytes")
         if budget_b is not None and budget_b < page:
             raise ValueError(
                 f"compaction_budget_bytes={budget!r} is not allowed: use None or at least one page "
                 f"({page} bytes)"
             )
-        _check_int(self.event_capacity, "event_capacity", low=16, high=10_000_000)
-        # Normalise sizes to ints so everything downstream reads bytes.
+        _check_int(event_capacity, "event_capacity", low=16, high=10_000_000)
+        # frozen: set through object.__setattr__, as a dataclass's own __init__ does
         set_ = object.__setattr__
         set_(self, "page_size", page)
         set_(self, "memory_pool_initial_size", initial)
-        set_(self, "max_size", max_size)
+        set_(self, "max_size", max_b)
         set_(self, "segment_size", seg)
-        set_(self, "compaction_budget_bytes", budget_b)
+        set_(self, "device", device)
+        set_(self, "fit", fit)
+        set_(self, "coalesce", coalesce)
+        set_(self, "fragmentation_threshold_factor", float(fragmentation_threshold_factor))
+        set_(self, "free_ratio_trigger", float(free_ratio_trigger))
+        set_(self, "max_consecutive_failures", max_consecutive_failures)
         set_(self, "defrag_interval_s", float(interval))
-        set_(self, "fragmentation_threshold_factor", float(self.fragmentation_threshold_factor))
-        set_(self, "free_ratio_trigger", float(self.free_ratio_trigger))
+        set_(self, "compaction", compaction)
+        set_(self, "compaction_strategy", compaction_strategy)
+        set_(self, "compaction_budget_bytes", budget_b)
+        set_(self, "event_capacity", event_capacity)
 
     def replace(self, **changes: Any) -> PoolConfig:
         """A new, validated config with ``changes`` applied; unknown names raise ``ValueError``."""
@@ -200,7 +229,7 @@ class PoolConfig:
 
     @property
     def pages_per_segment(self) -> int:
-        return int(self.segment_size) // int(self.page_size)  # type: ignore[arg-type]
+        return self.segment_size // self.page_size
 
 
 def _check_fraction(name: str, value: object) -> None:

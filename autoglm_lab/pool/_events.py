@@ -13,7 +13,12 @@ from enum import IntEnum
 
 import numpy as np
 
-__all__ = ["EVENT_RECORD", "EventArrays", "EventKind", "EventRing"]
+__all__ = ["EVENT_RECORD", "EventArrays", "EventKind", "EventRing", "EventRow", "EventRows"]
+
+#: (time_s, kind, block_id, pages, latency_s, info)
+EventRow = tuple[float, int, int, int, float, int]
+#: what a ring's ``rows()`` gives: packed `EVENT_RECORD` bytes (compiled ring) or tuples (Python ring)
+EventRows = bytes | tuple[EventRow, ...]
 
 
 class EventKind(IntEnum):
@@ -46,21 +51,21 @@ class EventArrays:
         return int(self.kind.shape[0])
 
     @staticmethod
-    def from_rows(rows: bytes | tuple[tuple[float, int, int, int, float, int], ...]) -> EventArrays:
+    def from_rows(rows: EventRows) -> EventArrays:
         """Columns from ``EventRing.rows()``: packed records (compiled ring) or tuples (Python ring)."""
         if isinstance(rows, bytes | bytearray | memoryview):
             rec = np.frombuffer(rows, dtype=EVENT_RECORD)
-            return EventArrays(*(rec[name].astype(t) for name, t in zip(EVENT_RECORD.names, _DTYPES, strict=True)))
+            return EventArrays(*(rec[name].astype(t) for name, t in zip(_NAMES, _DTYPES, strict=True)))
         if not rows:
             return EventArrays(*(np.zeros(0, dtype=t) for t in _DTYPES))
         cols = list(zip(*rows, strict=True))
         return EventArrays(*(np.asarray(c, dtype=t) for c, t in zip(cols, _DTYPES, strict=True)))
 
 
+_NAMES = ("time_s", "kind", "block_id", "pages", "latency_s", "info")
 _DTYPES = (np.float64, np.uint8, np.int64, np.int64, np.float64, np.int64)
 # one event as the compiled ring packs it (struct Event in _core.c)
-EVENT_RECORD = np.dtype([("time_s", "<f8"), ("kind", "<i8"), ("block_id", "<i8"), ("pages", "<i8"),
-                         ("latency_s", "<f8"), ("info", "<i8")])
+EVENT_RECORD = np.dtype(list(zip(_NAMES, ("<f8", "<i8", "<i8", "<i8", "<f8", "<i8"), strict=True)))
 
 
 class EventRing:
@@ -71,14 +76,14 @@ class EventRing:
     """
 
     def __init__(self, capacity: int) -> None:
-        self._ring: deque[tuple[float, int, int, int, float, int]] = deque(maxlen=capacity)
+        self._ring: deque[EventRow] = deque(maxlen=capacity)
         self.total = 0
 
     @property
     def capacity(self) -> int:
         return self._ring.maxlen or 0
 
-    def record(self, event: tuple[float, int, int, int, float, int]) -> None:
+    def record(self, event: EventRow) -> None:
         self._ring.append(event)
         self.total += 1
 
@@ -88,6 +93,6 @@ class EventRing:
     def __len__(self) -> int:
         return len(self._ring)
 
-    def rows(self) -> tuple[tuple[float, int, int, int, float, int], ...]:
+    def rows(self) -> tuple[EventRow, ...]:
         """A copy of the ring, oldest first (about 50 us for 4096 events)."""
         return tuple(self._ring)

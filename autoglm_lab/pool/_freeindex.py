@@ -186,7 +186,7 @@ class FreeRunIndex:
     def runs(self) -> list[tuple[int, int]]:
         return sorted(self.starts.items())
 
-    def lengths(self) -> array:
+    def lengths(self) -> array[int]:
         """The length of every indexed run, in no particular order (int64 buffer)."""
         return array("q", self.starts.values())
 

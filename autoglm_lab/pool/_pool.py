@@ -34,6 +34,7 @@ from ._block import Block
 from ._config import LIVE_FIELDS, PoolConfig, format_size
 from ._errors import DeviceAllocationError, InvalidBlockError, PinnedBlockError, PoolExhausted
 from ._events import COMPACT_REASONS, EventKind
+from ._pycore import PyCore
 from ._service import BlockTable, CompactionService, SegmentStorage, default_compaction_service
 from ._snapshot import SNAPSHOT_VERSION, PoolSnapshot
 from ._stats import PoolStats
@@ -150,7 +151,7 @@ class PagedPool:
             cfg = cfg.replace(**overrides)
         self._config = cfg
         self.device = resolve_device(cfg.device)
-        self.page_size: int = int(cfg.page_size)  # type: ignore[arg-type]
+        self.page_size = cfg.page_size
         self._lock = threading.RLock()
         self._t0 = time.perf_counter()
         self._segments: list[_Segment] = []
@@ -183,7 +184,7 @@ class PagedPool:
         self.last_compaction_reason: str | None = None
         self._service = compaction_service if compaction_service is not None else default_compaction_service()
         self._device_error: DeviceAllocationError | None = None  # the last growth the device refused
-        self._add_segment(int(cfg.memory_pool_initial_size) // self.page_size)  # type: ignore[arg-type]
+        self._add_segment(cfg.memory_pool_initial_size // self.page_size)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -218,7 +219,7 @@ class PagedPool:
     @property
     def core(self) -> str:
         """"c" when the compiled core runs the bookkeeping, "python" on the reference implementation."""
-        return "python" if isinstance(self._core, _impl.PyCore) else "c"
+        return "python" if isinstance(self._core, PyCore) else "c"
 
     @property
     def capacity_pages(self) -> int:
@@ -272,7 +273,7 @@ class PagedPool:
 
     def _grow_for(self, pages: int) -> bool:
         self._device_error = None
-        room = (int(self._config.max_size) - self.capacity_bytes) // self.page_size  # type: ignore[arg-type]
+        room = (self._config.max_size - self.capacity_bytes) // self.page_size
         want = max(self._config.pages_per_segment, pages)
         if want > room:
             want = room
@@ -415,7 +416,7 @@ class PagedPool:
         self._record(EventKind.FAIL, -1, min(pages, _MAX_BYTES), 0.0, 0)  # events hold int64
         device_error = self._device_error
         limit = (f"the device refused a new segment ({device_error})" if device_error is not None else
-                 f"pool at max_size {format_size(int(self._config.max_size))}")  # type: ignore[arg-type]
+                 f"pool at max_size {format_size(self._config.max_size)}")
         raise PoolExhausted(
             f"cannot allocate {pages} page(s) ({nbytes} bytes as {format_size(self.page_size)} pages): "
             f"{idx.free_pages} page(s) free of {idx.total_pages}, largest free run {largest} page(s), {limit}"
@@ -534,7 +535,7 @@ class PagedPool:
             )
         with self._lock:
             new = self._config.replace(**changes)
-            if int(new.max_size) < self.capacity_bytes:  # type: ignore[arg-type]
+            if new.max_size < self.capacity_bytes:
                 raise ValueError(
                     f"max_size={changes.get('max_size')!r} is below the pool's current capacity "
                     f"({self.capacity_bytes} bytes); release segments first"
@@ -649,7 +650,7 @@ class PagedPool:
         raw = self._core.table()  # views of the core's own columns: copied here, under the lock
         pages = np.frombuffer(raw[2], dtype=np.int64)
         live = np.flatnonzero(pages > 0)
-        cols = [np.frombuffer(a, dtype=np.int64)[live] for a in raw[:6]]
+        cols: list[np.ndarray] = [np.frombuffer(a, dtype=np.int64)[live] for a in raw[:6]]
         cols.append(np.frombuffer(raw[6], dtype=np.float64)[live])
         del pages, raw
         order = np.argsort(cols[1], kind="stable")
@@ -701,7 +702,8 @@ class PagedPool:
             idx = self._index
             if idx.dirty:
                 return np.fromiter((n for _, n in idx.merged_runs()), dtype=np.int64)
-            return np.frombuffer(idx.lengths(), dtype=np.int64).copy()
+            lengths: np.ndarray = np.frombuffer(idx.lengths(), dtype=np.int64).copy()
+            return lengths
 
     def snapshot(self) -> PoolSnapshot:
         """The versioned record every view reads: the block table copied under the lock (O(blocks)
@@ -725,7 +727,8 @@ class PagedPool:
         """Pages in use per segment, from the block table (O(blocks) numpy work)."""
         _bid, start, pages, *_ = self._table()
         seg = np.searchsorted(np.asarray(self._seg_firsts, dtype=np.int64), start, side="right") - 1
-        return np.bincount(seg, weights=pages, minlength=len(self._segments)).astype(np.int64).tolist()
+        counts = np.bincount(seg, weights=pages, minlength=len(self._segments)).astype(np.int64)
+        return [int(n) for n in counts]
 
     def check_invariants(self) -> None:
         """Raise AssertionError if accounting, block placement or the free index is inconsistent."""

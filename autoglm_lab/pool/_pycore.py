@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from array import array
 from bisect import bisect_right
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["BlockBase", "PyCore"]
 
@@ -43,12 +43,27 @@ class BlockBase:
     shape = property(lambda self: self._shape, doc="The tensor's shape.")
     created_s = property(lambda self: self._created_s, doc="Allocation time, seconds since the pool's start.")
 
+    _id: int
+    _nbytes: int
+    _num_pages: int
+    _tag: str | None
+    _dtype: Any
+    _shape: tuple[int, ...]
+    _created_s: float
+    _pool: Any
+    _seg: Any
+    _start: int
+    _slot: int
+    _tensor: Any
+    _freed: bool
+    _pins: int
+
 
 class PyCore:
     """Everything it works on is handed in; it calls nothing back (see `_core.Core`)."""
 
     def __init__(self, owner: Any, lock: Any, blocks: dict[int, Any], tags: dict[str, int],
-                 tag_names: list[str | None], page_size: int, index: Any, events: Any, block_type: type,
+                 tag_names: list[str | None], page_size: int, index: Any, events: Any, block_type: type[BlockBase],
                  pinned_error: type, uint8: Any, t0: float) -> None:
         self._pool = owner
         self._index = index
@@ -191,6 +206,7 @@ class PyCore:
             self.seq += 1
             t1 = time.perf_counter()
             self._events.record((t1 - self._t0, _FREE, block.id, pages, t1 - t0, 0))
+            return None
 
     # Tag ids are reference-counted by the live blocks that carry them: a pool that sees a new tag
     # per request keeps only the live ones (a released name's entry becomes None, its id is reused).
@@ -216,7 +232,7 @@ class PyCore:
             return
         self._tag_refs[tag_id] -= 1
         if self._tag_refs[tag_id] == 0:
-            del self._tags[self._tag_names[tag_id]]
+            del self._tags[cast(str, self._tag_names[tag_id])]  # a tag id in use has its name
             self._tag_names[tag_id] = None
             self._tag_free.append(tag_id)
 
@@ -263,7 +279,7 @@ class PyCore:
     def set_pins(self, slot: int, pins: int) -> None:
         self._b_pins[slot] = pins
 
-    def table(self) -> tuple[array, ...]:
+    def table(self) -> tuple[array[Any], ...]:
         """The block table's columns over every slot (free slots have pages == 0)."""
         return (self._b_id, self._b_start, self._b_pages, self._b_nbytes, self._b_tag, self._b_pins,
                 self._b_created)

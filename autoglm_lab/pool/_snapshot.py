@@ -28,7 +28,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ._events import EventArrays
+from ._events import EventArrays, EventRows
 from ._stats import PoolStats
 
 __all__ = ["PoolSnapshot", "PageState", "SNAPSHOT_VERSION", "free_runs", "page_index"]
@@ -69,7 +69,7 @@ class PoolSnapshot:
     tags: tuple[str | None, ...]
     stats: PoolStats
     events_total: int
-    event_rows: tuple[tuple[float, int, int, int, float, int], ...] = field(repr=False)
+    event_rows: EventRows = field(repr=False)  # read them as `events`
 
     @property
     def num_blocks(self) -> int:
@@ -103,12 +103,14 @@ class PoolSnapshot:
     @cached_property
     def page_block(self) -> np.ndarray:
         """int64 owning block id per page, -1 when free."""
-        return np.concatenate(([-1], self.block_id))[self._page_index]  # indexing beats take() here
+        out: np.ndarray = np.concatenate(([-1], self.block_id))[self._page_index]  # indexing beats take() here
+        return out
 
     @cached_property
     def page_tag(self) -> np.ndarray:
         """int32 index into ``tags`` per page, -1 when free or untagged."""
-        return np.concatenate(([-1], self.block_tag)).astype(np.int32)[self._page_index]
+        out: np.ndarray = np.concatenate(([-1], self.block_tag)).astype(np.int32)[self._page_index]
+        return out
 
     @cached_property
     def page_segment(self) -> np.ndarray:

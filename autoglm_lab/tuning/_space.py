@@ -109,7 +109,7 @@ def build_configs(params: Sequence[tuple[str, Any]], pool: PoolConfig, serving: 
         else:
             from ..pool import parse_size
             initial = parse_size(pool_changes["memory_pool_initial_size"], name="memory_pool_initial_size")
-            pool_changes["max_size"] = max(int(pool.max_size), initial)  # type: ignore[arg-type]
+            pool_changes["max_size"] = max(pool.max_size, initial)
     resized = "page_size" in pool_changes or "memory_pool_initial_size" in pool_changes
     if resized and "segment_size" not in pool_changes and pool.segment_size == pool.memory_pool_initial_size:
         pool_changes["segment_size"] = None  # later segments keep following the initial size
