@@ -91,7 +91,7 @@ def twin_of(pool: al.PagedPool, device: str, peak_live: int) -> al.PagedPool:
         fresh.free(blk)
     for blk in sorted(pool.blocks(), key=lambda b: b.first_page):
         fresh.alloc_bytes(blk.nbytes, tag=blk.tag)
-    for _ in range(len(pool.snapshot().event_rows)):
+    for _ in range(len(pool.snapshot().events)):
         fresh.free(fresh.alloc_bytes(1))
     return fresh
 

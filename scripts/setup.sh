@@ -40,7 +40,22 @@ fi
 # with Triton where it has wheels (Linux): the compactor's GPU kernel, tested interpreted on a CPU
 EXTRAS=dev
 if [ "$(uname -s)" = Linux ]; then EXTRAS=dev,gpu; fi
-$PIP install -e ".[$EXTRAS]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+# Nothing is reinstalled unless something the install depends on changed (`make lab` then starts in
+# seconds): the stamp hashes the package's metadata, build hooks, C core and front-end sources.
+STAMP="$VENV/.autoglm_lab-setup"
+stamp() {
+  { echo "$EXTRAS ${AUTOGLM_LAB_REQUIRE_CORE:-}"; "$VENV/bin/python" -c "import sys; print(sys.version)";
+    cat pyproject.toml hatch_build.py autoglm_lab/pool/_core.c js/package.json js/package-lock.json js/build.mjs;
+    find js/src -name '*.js' ! -name '*.test.js' -print0 | LC_ALL=C sort -z | xargs -0 cat; } | sha256sum | cut -d' ' -f1
+}
+WANT=$(stamp)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -f autoglm_lab/widget/static/pagemap.js ] \
+    && "$VENV/bin/python" -c "import autoglm_lab" 2>/dev/null; then
+  echo "setup: up to date (nothing it depends on changed; delete $STAMP to reinstall)"
+else
+  rm -f "$STAMP"
+  $PIP install -e ".[$EXTRAS]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+fi
 # the dashboard's front end: the build hook (hatch-jupyter-builder) bundles js/ into
 # autoglm_lab/widget/static/ during the install above; build it here when that was skipped
 # (HATCH_JUPYTER_BUILDER_SKIP_NPM=1, or an install that found the bundle up to date but missing)
@@ -52,6 +67,7 @@ fi
 if [ "$EXTRAS" = dev,gpu ]; then  # a missing Triton fails here, not as skipped tests
   "$VENV/bin/python" -c "import triton; print('triton', triton.__version__)"
 fi
+echo "$WANT" > "$STAMP"  # only once everything above worked
 if [ "$CHECK_TREE" = 1 ]; then
   TRACKED_AFTER=$(tracked_changes)
   if [ "$TRACKED_AFTER" = "$TRACKED_BEFORE" ]; then
