@@ -2,7 +2,7 @@
 bound to the live pool (and simulator), a background live loop and a headless API.
 
 ```
- title, device  [Play] [Step] [Compact now] [Reset]        status: fps, seq, last compaction's executor
+ title, device  [Play] [Step] [Compact now] [Reset]   status: live/paused/finished, fps, requests done, sim time
  +---------------------------------------------+  +--------------------+
  | page map (PageMapView)                      |  | stats (StatsView)  |     row 0
  +---------------------------------------------+  +--------------------+
@@ -11,9 +11,10 @@ bound to the live pool (and simulator), a background live loop and a headless AP
 ```
 
 The views are `_registry.VIEWS` (one protocol: `_view.View`); the controls are `_settings.CONTROLS`
-(one table). Every control goes through `Dashboard.set(name, value)`: the value is checked by the
-control (front-end guard), then by `PoolConfig` / `ServingConfig` validation (`pool.configure`,
-`sim.configure`); a refused value logs a warning and the control snaps back.
+(one table); the width follows the notebook's (the canvases measure their box). Every control goes
+through `Dashboard.set(name, value)`: the value is checked by the control (front-end guard), then by
+`PoolConfig` / `ServingConfig` validation (`pool.configure`, `sim.configure`); a refused value logs a
+warning and the control snaps back.
 """
 
 from __future__ import annotations
@@ -28,17 +29,19 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from ..pool import PagedPool, PoolSnapshot, parse_size
+from ..pool import PagedPool, PoolSnapshot
 from ._base import CanvasView
 from ._codec import PageFrame
 from ._controls import FixedGridBox, FixedHBox, FixedHTML, FixedVBox, check_value
 from ._heatmap import FragmentationHeatmap
 from ._loop import LiveLoop
-from ._messages import NoFrontEndState, argument, integer, number
+from ._messages import NoFrontEndState, argument, choice, integer, number
 from ._pagemap import PageMap, PageMapView
 from ._registry import VIEWS
-from ._settings import CONTROLS, PANELS, Control, fields, make_control, options_of, value_of
+from ._resize import resize_note, resized_config
+from ._settings import AT_END, CONTROLS, PACES, PANELS, Control, fields, make_control, options_of, show_idle, value_of
 from ._stats import StatsPanel, device_label
+from ._status import progress_of, status_html
 from ._trace import LatencyTrace
 from ._view import View, ViewContext, ViewSetup
 
@@ -57,6 +60,8 @@ VIEW_FIELDS = fields("view")
 _SETTINGS = {c.name: c for c in CONTROLS if c.target != "action"}
 _BURST = 8  # simulator steps per hold of the dashboard lock in the live loop
 _TEXT_PERIOD_S = 0.2  # text is read, not watched: the live loop refreshes it 5 times a second
+_DEMO_STORY_S = 120.0  # the demo's pace: the whole trace within about two minutes of watching
+_MAX_LAG_S = 1.0  # a paced simulator this far behind (wall seconds) stops catching up: no bursts
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,12 @@ class Dashboard(NoFrontEndState, w.VBox):
     """The live dashboard of ``pool`` (and ``sim``). ``display(dash)`` shows it; ``play()`` /
     ``stop()`` run the live loop (default 10 frames/s); ``frame()`` and ``run(steps)`` work headless.
 
-    ``dash.pool`` and ``dash.sim`` are the live objects: applying a new page or pool size builds new
-    ones (your own variables keep pointing at the old ones).
+    ``width_px``: the widest it grows (below that it follows the notebook's width);
+    ``pace``: simulated seconds per second while playing (0: as fast as the simulator runs);
+    ``at_end``: what the loop does when the trace has been served, "stop" or "loop" (a fresh run).
+
+    ``dash.pool`` and ``dash.sim`` are the live objects: Reset and applying a new page or pool size
+    build new ones (your own variables keep pointing at the old ones).
 
     Threads: the live loop and the comm handlers (controls, page-map clicks) share ``self._lock``
     (every view's lock too), so a handler never sees half a frame.
@@ -83,17 +92,25 @@ class Dashboard(NoFrontEndState, w.VBox):
 
     pool: PagedPool
     sim: ServingSim | None
-    steps_per_frame: int  # simulator steps per live frame; 0: as many as fit between frames
+    steps_per_frame: int  # simulator steps per live frame at most; 0: no cap (the pace decides)
+    pace: float           # simulated seconds per wall second while playing; 0: as fast as it runs
+    at_end: str           # "stop" or "loop" when the trace has been served
+    runs: int             # runs since the dashboard was built (Reset and loops start new ones)
 
     def __init__(self, pool: PagedPool, sim: ServingSim | None = None, *, fps: float = 10.0,
-                 width_px: int = 1000) -> None:
+                 width_px: int = 1200, pace: float = 0.0, at_end: str = "stop") -> None:
         if not isinstance(pool, PagedPool):
             raise TypeError(f"pool must be a PagedPool, not {type(pool).__name__}")
         if sim is not None and getattr(sim, "pool", pool) is not pool:
             raise ValueError("sim runs on a different pool than the one given to the Dashboard")
         argument("fps", fps, number(1, 60))
+        argument("width_px", width_px, integer(600, 10_000))
+        argument("pace", pace, number(0, 1000))
+        argument("at_end", at_end, choice(AT_END))
         self.pool = pool
         self.sim = sim
+        self.pace, self.at_end, self.runs = float(pace), at_end, 1
+        self._pace_anchor: tuple[float, float] | None = None  # (wall, sim clock) the pace counts from
         self._lock = threading.RLock()  # one step or one frame at a time (loop thread vs comm handlers)
         self._frame_callbacks: list[Callable[[PoolSnapshot, FrameInfo], None]] = []
         self._syncing = False
@@ -108,10 +125,14 @@ class Dashboard(NoFrontEndState, w.VBox):
         self._applied: dict[str, bool] = {}
         self.controls: dict[str, w.DOMWidget] = {c.name: make_control(c, self) for c in CONTROLS}
         self._wire_controls()
+        self._show_idle()
         self.header = FixedHTML(self._header_html(), layout=w.Layout(margin="0 16px 0 0", flex="0 0 auto"))
-        self.status = FixedHTML(layout=w.Layout(margin="0 0 0 12px"))
-        super().__init__(children=self._layout_children(width_px),
-                         layout=w.Layout(width=f"{width_px + 20}px", padding="4px"))
+        # a fixed share of the bar: a longer status never wraps the bar anew (the charts would jump)
+        self.status = FixedHTML(layout=w.Layout(margin="0 0 0 12px", flex="1 1 380px", min_width="0",
+                                                overflow="hidden"))
+        super().__init__(children=self._layout_children(),
+                         layout=w.Layout(width="100%", max_width=f"{width_px}px", padding="4px",
+                                         overflow="hidden"))
         self._last_ctx: ViewContext | None = None
         self._text_at = 0.0
         self.frame()
@@ -150,15 +171,17 @@ class Dashboard(NoFrontEndState, w.VBox):
 
     # ------------------------------------------------------------------ public API
     @classmethod
-    def demo(cls, *, fps: float = 10.0, kv_layout: str = "contiguous", seed: int = 0, **pool_overrides: Any
-             ) -> Dashboard:
+    def demo(cls, *, fps: float = 10.0, kv_layout: str = "contiguous", seed: int = 0, pace: float | None = None,
+             at_end: str = "loop", **pool_overrides: Any) -> Dashboard:
         """A ready-to-play default: a 64 MiB CPU pool of 64 KiB pages, contiguous KV, the shipped
         conversation trace (or a synthetic one when it is absent), LRU cache reuse
-        (`autoglm_lab.workload.demo_setup`)."""
+        (`autoglm_lab.workload.demo_setup`), replayed at a pace a person can watch (``pace=None``:
+        real time, or the smallest multiple of it that serves the trace within about two minutes)
+        and looped."""
         from ..workload import demo_setup
 
         pool, sim = demo_setup(kv_layout=kv_layout, seed=seed, **pool_overrides)
-        return cls(pool, sim, fps=fps)
+        return cls(pool, sim, fps=fps, pace=demo_pace(sim) if pace is None else pace, at_end=at_end)
 
     def frame(self) -> FrameInfo:
         """Snapshot the pool and draw everything once (synchronous; works without a front end)."""
@@ -225,19 +248,43 @@ class Dashboard(NoFrontEndState, w.VBox):
         return report
 
     def reset(self) -> None:
-        """Start the simulator over (a plain pool keeps its blocks) and clear the history views."""
+        """A fresh run: a new pool and simulator with the same config and seed (the pool's counters
+        live in the pool), every view back to zero. A pool holding blocks the simulator did not make
+        (a plain pool, your own blocks) is kept: the simulator starts over on it, the views restart
+        and the stats show its counters from zero."""
         with self._lock:
             if self.sim is not None:
-                self.sim.reset()
-            self._reset_views()
+                self.sim.reset()  # frees what it allocated
+            if self.sim is not None and self.pool.snapshot().block_id.size == 0:
+                self._replace_pool(PagedPool(self.pool.config))
+            else:
+                self._reset_views()
+            self.runs += 1
         self.frame()
 
     def play(self, fps: float | None = None) -> None:
-        """Start the live loop in the background (the kernel keeps running other cells)."""
+        """Start the live loop in the background (the kernel keeps running other cells); after the end
+        of the trace, a fresh run first."""
         if fps is not None:
             self.set("fps", fps)
-        self._loop.start()
+        self._start_loop()
         self._sync_control("play", True)
+
+    def _start_loop(self) -> None:
+        if self.sim is not None and self.sim.done and not self._loop.running:
+            self.reset()
+        self._pace_anchor = None
+        self._loop.start()
+
+    def set_pace(self, pace: float) -> None:
+        """Simulated seconds per wall second while playing (0: as fast as it runs), counted from now."""
+        self.pace = float(pace)
+        self._pace_anchor = None
+
+    @property
+    def finished(self) -> bool:
+        """The trace has been served (never for a plain pool)."""
+        return self.sim is not None and self.sim.done
 
     def stop(self) -> None:
         """Stop the live loop and wait for it to end (also after a frame failed: see ``loop.error``)."""
@@ -320,6 +367,30 @@ class Dashboard(NoFrontEndState, w.VBox):
         except ValueError as err:
             log.warning("dashboard: %s=%r refused: %s", name, new, err)
             self._sync_control(name, old)
+        self._show_idle()
+
+    def _show_idle(self) -> None:
+        """Grey out what has no effect now; the Apply button says what the pool becomes."""
+        for c in CONTROLS:
+            show_idle(c, self.controls[c.name], self)
+        apply = self.controls["apply"]
+        size = self.controls["memory_pool_initial_size"].value
+        text = (f"Apply: {resize_note(self.pool.config, size)} · {self.controls['page_size'].value} pages"
+                if self.rebuild_pending() else "Apply (rebuild pool)")
+        if apply.description != text:
+            apply.description = text
+        if self.rebuild_pending():  # the button may be too narrow for all of it
+            apply.tooltip = f"{text}\n{apply.tooltip}"
+
+    def rebuild_pending(self) -> bool:
+        """Page or pool size chosen differ from the pool's (Apply would build a new pool)."""
+        cfg = self.pool.config
+        try:
+            new = resized_config(cfg, page_size=self.controls["page_size"].value,
+                                 memory_pool_initial_size=self.controls["memory_pool_initial_size"].value)
+        except ValueError:
+            return True  # Apply says why
+        return (new.page_size, new.memory_pool_initial_size) != (cfg.page_size, cfg.memory_pool_initial_size)
 
     def _apply(self, control: Control, value: Any) -> None:
         convert = control.to_config or (lambda v: v)
@@ -352,50 +423,56 @@ class Dashboard(NoFrontEndState, w.VBox):
         finally:
             self._syncing = False
 
-    def _on_play(self, on: bool) -> None:
+    def play_toggled(self, on: bool) -> None:
+        """The Play toggle's action (code calls `play` / `stop`): label the toggle, and start or stop
+        the loop unless the toggle was only brought in step with it."""
         play = self.controls["play"]
         play.description, play.icon = ("Pause", "pause") if on else ("Play", "play")
         if self._syncing:
             return
         if on:
-            self._loop.start()
+            self._start_loop()
         else:
             self._loop.stop()
             self._show_paused()
 
-    def _rebuild(self) -> None:
-        """Build a new pool (and simulator) with the chosen page and pool size."""
+    def rebuild(self) -> None:
+        """Build a new pool (and simulator) with the page and pool size chosen in the controls (the
+        "Apply (rebuild pool)" button; `_resize`'s rule); a refused size is logged, the controls put back."""
         page = self.controls["page_size"].value
         size = self.controls["memory_pool_initial_size"].value
         with self._lock:
-            old = self.pool.config
-            max_size = max(parse_size(size), int(old.max_size))  # type: ignore[arg-type]
-            seg = None if old.segment_size == old.memory_pool_initial_size else old.segment_size
             try:
-                cfg = old.replace(page_size=page, memory_pool_initial_size=size, max_size=max_size,
-                                  segment_size=seg)
+                cfg = resized_config(self.pool.config, page_size=page, memory_pool_initial_size=size)
                 pool = PagedPool(cfg)
             except ValueError as err:
                 log.warning("dashboard: rebuild with page_size=%s, pool size=%s refused: %s", page, size, err)
                 self._resync(c for c in CONTROLS if c.target == "rebuild")
+                self._show_idle()
                 return
-            sim = None
-            if self.sim is not None:
-                sim = type(self.sim)(pool, self.sim.config, requests=self.sim.requests, tag=self.sim.tag)
-            self.pool, self.sim = pool, sim
-            self.page_map.pool = pool
-            self._reset_views()
+            self._replace_pool(pool)
             if cfg.compaction_budget_bytes is not None:  # a budget in pages of the old size: back to default
                 self.pool.configure(compaction_budget_bytes=None)
             self._resync(c for c in CONTROLS if callable(c.options))
             self.header.value = self._header_html()
+            self.runs += 1
+            self._show_idle()
         log.info("dashboard: rebuilt the pool: %r", pool)
         self.frame()
+
+    def _replace_pool(self, pool: PagedPool) -> None:
+        """Run on ``pool`` from now on: a new simulator (same config, seed and trace), views reset."""
+        if self.sim is not None:
+            self.sim = type(self.sim)(pool, self.sim.config, requests=self.sim.requests, tag=self.sim.tag)
+        self.pool = pool
+        self.page_map.pool = pool
+        self._reset_views()
 
     def _reset_views(self) -> None:
         for view in self.views:
             view.reset()
         self.last_report = self._last_compaction = None
+        self._pace_anchor = None
 
     # ------------------------------------------------------------------ loop
     def _advance(self) -> None:
@@ -423,18 +500,41 @@ class Dashboard(NoFrontEndState, w.VBox):
             return
         n = 0
         limit = self.steps_per_frame
+        target = self._paced_clock(deadline)
         while time.perf_counter() < deadline and (limit == 0 or n < limit):
             with self._lock:
                 sim = self.sim
-                if sim is None or sim.done:
+                if sim is None or sim.done or sim.clock >= target:
                     break
                 burst = _BURST if limit == 0 else min(_BURST, limit - n)
                 for _ in range(burst):
                     sim.step()
                     n += 1
-                    if sim.done:
+                    if sim.done or sim.clock >= target:
                         break
         self._frame(live=True)
+        if self.finished:
+            self._at_trace_end()
+
+    def _paced_clock(self, due: float) -> float:
+        """The simulated time the frame due at ``due`` shows at this pace (inf: no pace)."""
+        sim = self.sim
+        if self.pace <= 0 or sim is None:
+            return float("inf")
+        anchor = self._pace_anchor
+        behind = anchor is not None and sim.clock < anchor[1] + self.pace * (due - anchor[0] - _MAX_LAG_S)
+        if anchor is None or anchor[1] > sim.clock or behind:
+            anchor = self._pace_anchor = (time.perf_counter(), sim.clock)  # new run, or behind: count from now
+        return anchor[1] + self.pace * (due - anchor[0])
+
+    def _at_trace_end(self) -> None:
+        """Loop thread: the trace has been served; start a fresh run ("loop") or stop and say so."""
+        if self.at_end == "loop":
+            self.reset()
+            return
+        self._loop.stop()  # from its own thread: ends after this frame
+        self._sync_control("play", False)
+        self._show_paused()
 
     # ------------------------------------------------------------------ text
     def _show_paused(self) -> None:
@@ -458,12 +558,12 @@ class Dashboard(NoFrontEndState, w.VBox):
 
     def _show_status(self, snap: PoolSnapshot) -> None:
         live = self._loop.running
-        fps = self._loop.achieved_fps if live else 0.0
-        dot = "<span style='color:{}'>●</span>".format("#16a34a" if live else "#94a3b8")
         executor = getattr(self._last_compaction, "executor", None)  # CompactionReport.executor, when it has one
-        moved_by = f" · executor: {html.escape(str(executor))}" if executor else ""
-        self.status.value = (f"<span style='color:#475569;font:12px system-ui;white-space:nowrap'>{dot} "
-                             f"{'live' if live else 'paused'} · {fps:.1f} frames/s · seq {snap.seq}{moved_by}</span>")
+        value = status_html(live=live, fps=self._loop.achieved_fps, seq=snap.seq, run=self.runs,
+                            progress=progress_of(self.sim) if self.sim is not None else None,
+                            executor=str(executor) if executor else None)
+        if value != self.status.value:
+            self.status.value = value
 
     # ------------------------------------------------------------------ layout
     def _header_html(self) -> str:
@@ -472,18 +572,32 @@ class Dashboard(NoFrontEndState, w.VBox):
                 "<b style='font:600 15px system-ui'>autoglm_lab · live pool</b><br>"
                 f"<span style='color:#64748b;font:12px system-ui'>pool on {device}</span></div>")
 
-    def _layout_children(self, width_px: int) -> list[w.Widget]:
+    def _layout_children(self) -> list[w.Widget]:
+        # rows wrap instead of overflowing: at 1,200 px with the side bar open the charts stack
         c = self.controls
         bar = FixedHBox([self.header, *(c[k.name] for k in CONTROLS if k.panel == "bar"), self.status],
-                        layout=w.Layout(align_items="center"))
-        rows = [FixedHBox([v.widget for v in self.views if v.row == row], layout=w.Layout(align_items="flex-start"))
+                        layout=w.Layout(align_items="center", flex_flow="row wrap", width="100%"))
+        rows = [FixedHBox([v.widget for v in self.views if v.row == row],
+                          layout=w.Layout(align_items="flex-start", flex_flow="row wrap", width="100%",
+                                          overflow="hidden"))
                 for row in sorted({v.row for v in self.views})]
 
         def box(label: str) -> w.VBox:
             head = FixedHTML(f"<b style='font:600 12px system-ui;color:#334155'>{label}</b>")
             return FixedVBox([head, *(c[k.name] for k in CONTROLS if k.panel == label)],
-                             layout=w.Layout(border="1px solid #e2e8f0", padding="4px 8px", margin="2px"))
+                             layout=w.Layout(border="1px solid #e2e8f0", padding="4px 8px", margin="2px",
+                                             overflow="hidden", min_width="0"))
 
         panels = FixedGridBox([box(label) for label in PANELS],
-                              layout=w.Layout(grid_template_columns="repeat(3, 1fr)", width=f"{width_px}px"))
+                              layout=w.Layout(grid_template_columns="repeat(auto-fit, minmax(290px, 1fr))",
+                                              width="100%"))
         return [bar, *rows, panels]
+
+
+def demo_pace(sim: Any, story_s: float = _DEMO_STORY_S) -> float:
+    """Real time (1), or the smallest pace of the control that serves ``sim``'s trace (its last arrival,
+    at the simulator's request rate) within ``story_s`` seconds of watching."""
+    arrivals = [r.arrival_s for r in sim.requests if r.arrival_s == r.arrival_s]  # NaN: follow-up turns
+    span = max(arrivals, default=0.0) / sim.config.request_rate_scale
+    paces = sorted(p for _, p in PACES if p >= 1)
+    return next((p for p in paces if span / p <= story_s), paces[-1])

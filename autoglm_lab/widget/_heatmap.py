@@ -1,4 +1,5 @@
-"""`FragmentationHeatmap`: free fraction (or holes) of address buckets over time, one column a frame.
+"""`FragmentationHeatmap`: free fraction (or holes) of address buckets over time, one column a frame
+that changed something (a finished or paused run adds none).
 
 Drawn on a canvas by our own anywidget rather than a plotly FigureWidget: a FigureWidget heatmap
 re-sends and re-validates its whole ``z`` matrix as JSON on every change, which costs the kernel
@@ -14,18 +15,22 @@ from typing import Any
 import numpy as np
 import traitlets as t
 
-from ..pool import PageState, PoolSnapshot
+from ..pool import COMPACT_REASONS, PageState, PoolSnapshot
 from ._assets import esm
 from ._base import CanvasView
 from ._codec import HEAT_APPEND, HEAT_FULL, encode_heat
 from ._messages import Check
-from ._view import DashboardView, ViewContext, ViewSetup
+from ._view import DashboardView, ViewContext, ViewSetup, chart_layout
 
-__all__ = ["FragmentationHeatmap", "HeatmapView", "bucket_column", "METRICS", "MARK_COMPACT", "MARK_FAIL"]
+__all__ = ["FragmentationHeatmap", "HeatmapView", "bucket_column", "METRICS", "MARK_COMPACT", "MARK_FAIL",
+           "MARK_REASON_SHIFT", "WINDOW_S"]
 
 MODULE = "heatmap"  # js/src/heatmap.js
 METRICS = ("free", "holes")  # the heat frame's metric byte indexes this
 MARK_COMPACT, MARK_FAIL = 1, 2  # bits of a column's mark byte
+MARK_REASON_SHIFT = 2  # bits 2-4: 1 + the compaction's index in COMPACT_REASONS (0: none)
+WINDOW_S = 30.0  # seconds of (simulated) time the heatmap and the latency trace show
+assert len(COMPACT_REASONS) < 8
 
 
 def bucket_column(snap: PoolSnapshot, buckets: int, metric: str = "free") -> np.ndarray:
@@ -56,7 +61,8 @@ class FragmentationHeatmap(CanvasView):
 
     _esm = esm(MODULE)
     num_pages = t.Int(0).tag(sync=True)                  # pages of the pool (axis labels)
-    history = t.Int(240).tag(sync=True)                  # columns kept (the x extent)
+    history = t.Int(600).tag(sync=True)                  # columns kept (a window at 20 frames/s)
+    window_s = t.Float(WINDOW_S).tag(sync=True)          # seconds shown (x extent), as the latency trace
     metric = t.Enum(METRICS, "free").tag(sync=True)      # "free" fraction or "holes"
     buckets = t.Int(64)                                  # address buckets (rows); kernel side only
     height_px = t.Int(220).tag(sync=True)
@@ -90,6 +96,8 @@ class FragmentationHeatmap(CanvasView):
             if self._last_counts is not None:
                 mark |= MARK_COMPACT if counts[0] > self._last_counts[0] else 0
                 mark |= MARK_FAIL if counts[1] > self._last_counts[1] else 0
+            if mark & MARK_COMPACT and snap.stats.last_compaction_reason in COMPACT_REASONS:
+                mark |= (1 + COMPACT_REASONS.index(snap.stats.last_compaction_reason)) << MARK_REASON_SHIFT
             self._last_counts = counts
             now = snap.time_s if time_s is None else float(time_s)
             reset = (self._ring_cols.shape[1] != buckets or snap.num_pages != self.num_pages
@@ -130,17 +138,25 @@ class FragmentationHeatmap(CanvasView):
 
 
 class HeatmapView(DashboardView):
-    """The heatmap in a dashboard: one column per new snapshot, at the simulator's clock."""
+    """The heatmap in a dashboard: one column per snapshot that changed the pool or the clock, at the
+    simulator's clock (a pool without one: its own), so nothing is added while nothing happens."""
 
     name = "heatmap"
     module = MODULE
 
     def __init__(self, setup: ViewSetup) -> None:
-        self.widget = FragmentationHeatmap(width_px=setup.width_px // 2 - 8, height_px=210, lock=setup.lock)
+        self.widget = FragmentationHeatmap(width_px=setup.width_px // 2 - 8, height_px=210, lock=setup.lock,
+                                           layout=chart_layout())
+        self._last: tuple[int, float] | None = None  # (seq, time) of the last column
 
     def update(self, ctx: ViewContext) -> None:
-        if ctx.fresh:
+        if not ctx.fresh:
+            return
+        key = (ctx.snapshot.seq, ctx.time_s if ctx.sim is not None else 0.0)
+        if key != self._last:
+            self._last = key
             self.widget.update(ctx.snapshot, time_s=ctx.time_s)
 
     def reset(self) -> None:
+        self._last = None
         self.widget.clear()

@@ -42,21 +42,28 @@ class LiveLoop:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Started and not asked to stop (a loop that stopped itself may still finish its frame)."""
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     def start(self) -> None:
         if self.running:
             return
+        old = self._thread
+        if old is not None and old is not threading.current_thread():
+            old.join(5.0)  # a loop that stopped itself ends its last frame first: never two loops
         self._stop.clear()
         self.error = None
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> bool:
-        """Ask the loop to end and wait for it; True when it has ended."""
+        """Ask the loop to end and wait for it (from the loop's own thread: it ends after this frame);
+        True when it has ended or will."""
         self._stop.set()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if thread is threading.current_thread():
+            return True
+        if thread is not None:
             thread.join(timeout_s)
             if thread.is_alive():
                 log.warning("live loop did not stop within %.1f s", timeout_s)

@@ -15,7 +15,7 @@ from ._codec import PageFrame, encode_delta, encode_full, palette_indices
 from ._format import format_bytes
 from ._messages import Check, HoverReply, choice, integer
 from ._palette import COLOR_MODES, PALETTE, legend_for
-from ._view import SIDE_PX, DashboardView, ViewContext, ViewSetup
+from ._view import SIDE_PX, DashboardView, ViewContext, ViewSetup, chart_layout
 
 if TYPE_CHECKING:
     from ..pool import PagedPool
@@ -214,7 +214,8 @@ class PageMapView(DashboardView):
     row = 0
 
     def __init__(self, setup: ViewSetup) -> None:
-        self.widget = PageMap(setup.pool, width_px=setup.width_px - SIDE_PX - 24, height_px=340, lock=setup.lock)
+        self.widget = PageMap(setup.pool, width_px=setup.width_px - SIDE_PX - 24, height_px=340, lock=setup.lock,
+                              layout=chart_layout(420))
         self.sent: PageFrame | None = None  # the frame the last update sent (None: nothing new)
 
     def update(self, ctx: ViewContext) -> None:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..pool import COMPACT_REASONS, EventKind, PageState
-from . import _codec, _heatmap
+from . import _codec, _heatmap, _trace
 from ._heatmap import METRICS, HeatmapView
 from ._pagemap import PageMapView
 from ._palette import COLOR_MODES
@@ -38,7 +38,9 @@ def _constants() -> dict[str, object]:
     return {
         "COLOR_MODES": list(COLOR_MODES),
         "HEAT_METRICS": list(METRICS),
-        "HEAT_MARK": {"COMPACT": _heatmap.MARK_COMPACT, "FAIL": _heatmap.MARK_FAIL},
+        "HEAT_MARK": {"COMPACT": _heatmap.MARK_COMPACT, "FAIL": _heatmap.MARK_FAIL,
+                      "REASON_SHIFT": _heatmap.MARK_REASON_SHIFT},
+        "EVENT_CODE": {"KIND_MASK": (1 << _trace.EVENT_REASON_SHIFT) - 1, "REASON_SHIFT": _trace.EVENT_REASON_SHIFT},
         "PAGE_STATE": {s.name: int(s) for s in PageState},
         "EVENT_KIND": {k.name: int(k) for k in EventKind},
         "COMPACT_REASONS": list(COMPACT_REASONS),

@@ -3,6 +3,7 @@ on CUDA also the device's own books (torch's caching allocator and the whole car
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections.abc import Mapping
 from typing import Any
@@ -15,15 +16,22 @@ from ._format import format_bytes
 from ._messages import NoFrontEndState
 from ._view import SIDE_PX, DashboardView, ViewContext, ViewSetup
 
-__all__ = ["StatsPanel", "StatsView", "stats_rows", "device_label", "device_memory", "device_rows"]
+__all__ = ["StatsPanel", "StatsView", "stats_rows", "device_label", "device_memory", "device_rows", "since",
+           "COUNTERS"]
 
 _CSS = ("<style>.agl-stats{font:11.5px/1.45 var(--jp-ui-font-family,system-ui,sans-serif);"
         "color:var(--jp-ui-font-color1,#1f2937);border:1px solid #e2e8f0;border-radius:6px;padding:6px 10px;"
-        "background:#f8fafc}.agl-stats h4{margin:0 0 4px;font-size:13px}.agl-stats table{border-collapse:collapse;"
-        "width:100%}.agl-stats td{padding:1px 4px}"
-        ".agl-stats td.v{text-align:right;font-variant-numeric:tabular-nums;"
-        "font-weight:600;white-space:nowrap}.agl-stats tr.sep td{border-top:1px solid #e2e8f0}"
-        ".agl-stats .sel{color:#b91c1c}</style>")
+        "background:#f8fafc;box-sizing:border-box}.agl-stats h4{margin:0 0 4px;font-size:13px}"
+        ".agl-stats h4 small{font-weight:400;color:#64748b}"
+        ".agl-stats table{border-collapse:collapse;width:100%;table-layout:fixed}"
+        ".agl-stats td{padding:1px 4px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}"
+        ".agl-stats td:first-child{width:42%}"
+        ".agl-stats td.v{text-align:right;font-variant-numeric:tabular-nums;font-weight:600}"
+        ".agl-stats tr.sep td{border-top:1px solid #e2e8f0}.agl-stats .sel{color:#b91c1c}"
+        ".agl-stats .none{color:#94a3b8;font-weight:400}</style>")
+# counters a plain pool's Reset shows from zero (the pool keeps them; a dashboard cannot rebuild it)
+COUNTERS = ("failed_allocations", "compactions", "compaction_bytes_moved", "compaction_pages_moved",
+            "compaction_pause_s", "evictions")
 
 
 def stats_rows(stats: PoolStats, extra: dict[str, Any] | None = None) -> list[tuple[str, str]]:
@@ -55,20 +63,35 @@ class StatsPanel(NoFrontEndState, w.HTML):
     cache hit rate, and the selected block. Display only: it takes nothing from the front end.
 
     ``selected`` is `PageMap.selected_block` of the same snapshot as ``stats``; a block without a
-    place (``first_page`` missing: freed meanwhile) is shown as gone."""
+    place (``first_page`` missing: freed meanwhile) is shown as gone. The rows are the same in every
+    frame (a "–" where there is nothing to show), so the panel never grows under the charts."""
 
     def update(self, stats: PoolStats, extra: dict[str, str] | None = None,
-               selected: dict[str, Any] | None = None) -> None:
+               selected: dict[str, Any] | None = None, note: str = "") -> None:
         rows = stats_rows(stats, extra)
         body = []
         for i, (label, value) in enumerate(rows):
             cls = ' class="sep"' if i in (5, 7) else ""
-            body.append(f"<tr{cls}><td>{html.escape(label)}</td><td class='v'>{html.escape(value)}</td></tr>")
-        if selected:
-            body.append(_selected_row(selected))
-        value = f"{_CSS}<div class='agl-stats'><h4>Pool</h4><table>{''.join(body)}</table></div>"
+            shown = "<span class='none'>–</span>" if value == "" else html.escape(value)
+            body.append(f"<tr{cls}><td title='{html.escape(label)}'>{html.escape(label)}</td>"
+                        f"<td class='v' title='{html.escape(value)}'>{shown}</td></tr>")
+        body.append(_selected_row(selected) if selected else
+                    "<tr class='sep'><td>selected block</td><td class='v'><span class='none'>click a page"
+                    "</span></td></tr>")
+        head = f"Pool <small>{html.escape(note)}</small>" if note else "Pool"
+        value = f"{_CSS}<div class='agl-stats'><h4>{head}</h4><table>{''.join(body)}</table></div>"
         if value != self.value:
             self.value = value
+
+
+def since(stats: PoolStats, base: PoolStats | None) -> PoolStats:
+    """``stats`` with the `COUNTERS` counted from ``base`` on (None: as they are)."""
+    if base is None:
+        return stats
+    changes: dict[str, Any] = {k: getattr(stats, k) - getattr(base, k) for k in COUNTERS if hasattr(stats, k)}
+    if changes["compactions"] == 0:
+        changes["last_compaction_reason"] = None
+    return dataclasses.replace(stats, **changes)
 
 
 def _selected_row(selected: dict[str, Any]) -> str:
@@ -117,20 +140,30 @@ class StatsView(DashboardView):
     row = 0
 
     def __init__(self, setup: ViewSetup) -> None:
-        self.widget = StatsPanel(layout=w.Layout(width=f"{SIDE_PX}px"))
+        self.widget = StatsPanel(layout=w.Layout(width=f"{SIDE_PX}px", flex="0 0 auto"))
+        self._reset = False                  # Reset pressed: count from the next snapshot's counters
+        self._base: PoolStats | None = None  # the counters at the last Reset of a plain pool
 
     def update(self, ctx: ViewContext) -> None:
         if not ctx.text:
             return
         extra: dict[str, str] = {}
         sim = ctx.sim
+        if self._reset:
+            self._reset = False
+            self._base = ctx.snapshot.stats if sim is None else None  # with a simulator the pool is new
         if sim is not None:
             lookups = sim.totals.get("cache_lookups", 0)
-            extra["cache hit rate"] = f"{sim.totals.get('cache_hits', 0) / lookups:.1%}" if lookups else "–"
+            extra["cache hit rate"] = f"{sim.totals.get('cache_hits', 0) / lookups:.1%}" if lookups else ""
             extra["sim clock"] = f"{sim.clock:.2f} s · {sim.steps:,} steps"
-        if ctx.report is not None:
-            extra["last compact now"] = f"{ctx.report.pages_moved:,} pages · {ctx.report.pause_s * 1e3:.1f} ms"
+        report = ctx.report
+        extra["last compact now"] = "" if report is None else \
+            f"{report.pages_moved:,} pages · {report.pause_s * 1e3:.1f} ms"
         memory = device_memory(ctx.snapshot.device)
         if memory is not None:
             extra.update(device_rows(memory))
-        self.widget.update(ctx.snapshot.stats, extra, ctx.selected)
+        note = "counters since Reset" if self._base is not None else ""
+        self.widget.update(since(ctx.snapshot.stats, self._base), extra, ctx.selected, note)
+
+    def reset(self) -> None:
+        self._reset = True

@@ -1,4 +1,5 @@
-"""`LatencyTrace`: step latency, allocation latency and compaction pauses over time.
+"""`LatencyTrace`: step latency, allocation latency and compaction pauses over time (the same time
+window as the heatmap, in seconds since the start of the run).
 
 Drawn on a canvas by our own anywidget (like the heatmap; a plotly FigureWidget cannot keep up
 with 20 frames/s on the kernel side, see benchmarks/bench_widget.py). A full frame carries the whole
@@ -15,20 +16,31 @@ from typing import Any
 import numpy as np
 import traitlets as t
 
-from ..pool import EventArrays, EventKind
+from ..pool import COMPACT_REASONS, EventArrays, EventKind
 from ._assets import esm
 from ._base import CanvasView
 from ._codec import encode_trace
+from ._heatmap import WINDOW_S
 from ._messages import Check
-from ._view import DashboardView, ViewContext, ViewSetup
+from ._view import DashboardView, ViewContext, ViewSetup, chart_layout
 
-__all__ = ["LatencyTrace", "TraceView", "TraceWindow", "window_from_events", "window_from_steps"]
+__all__ = ["LatencyTrace", "TraceView", "TraceWindow", "window_from_events", "window_from_steps",
+           "EVENT_REASON_SHIFT", "event_codes"]
 
 MODULE = "trace"  # js/src/trace.js
 TraceWindow = dict[str, np.ndarray]  # time_s, step_s, alloc_s, pause_s, event_time_s, event_kind
-MAX_POINTS = 4096
-STEPS_SHOWN = 1024  # serving steps a dashboard's trace shows
-STEP_KEYS = ("time_s", "step_latency_s", "alloc_latency_s", "compaction_pause_s", "failures")  # sim records read
+MAX_POINTS = 4096  # rows of a window from the pool's event ring
+MAX_STEPS = 32768  # serving steps a dashboard's trace keeps (about a window of the demo at real time)
+STEP_KEYS = ("time_s", "step_latency_s", "alloc_latency_s", "compaction_pause_s", "failures",
+             "compaction_reason")  # sim records read
+EVENT_REASON_SHIFT = 4  # an event byte: kind in bits 0-3, 1 + index in COMPACT_REASONS in bits 4-6 (0: none)
+
+
+def event_codes(kind: np.ndarray, reason: np.ndarray) -> np.ndarray:
+    """Event bytes: ``kind`` with its compaction reason (an index of COMPACT_REASONS, -1: none)."""
+    reason = np.asarray(reason, np.int64)
+    known = (reason >= 0) & (reason < len(COMPACT_REASONS))
+    return (np.asarray(kind, np.uint8) | (np.where(known, reason + 1, 0) << EVENT_REASON_SHIFT)).astype(np.uint8)
 
 
 def window_from_events(ev: EventArrays) -> TraceWindow:
@@ -40,19 +52,20 @@ def window_from_events(ev: EventArrays) -> TraceWindow:
     lat = ev.latency_s[rows].astype(np.float32)
     k = kind[rows]
     marks = np.flatnonzero((kind == EventKind.COMPACT) | (kind == EventKind.FAIL))
+    reason = np.where(kind[marks] == EventKind.COMPACT, ev.info[marks], -1)
     return {
         "time_s": ev.time_s[rows],
         "step_s": np.where(k == EventKind.STEP, lat, nan),
         "alloc_s": np.where(k == EventKind.ALLOC, lat, nan),
         "pause_s": np.where(k == EventKind.COMPACT, lat, nan),
         "event_time_s": ev.time_s[marks],
-        "event_kind": kind[marks].astype(np.uint8),
+        "event_kind": event_codes(kind[marks], reason),
     }
 
 
-def window_from_steps(steps: Mapping[str, np.ndarray]) -> TraceWindow:
+def window_from_steps(steps: Mapping[str, np.ndarray], max_points: int = MAX_POINTS) -> TraceWindow:
     """A window from ``sim.recent_steps()``: one row per serving step (simulated clock)."""
-    time_s = np.asarray(steps["time_s"], dtype=np.float64)[-MAX_POINTS:]
+    time_s = np.asarray(steps["time_s"], dtype=np.float64)[-max_points:]
     n = time_s.size
     pause = np.asarray(steps["compaction_pause_s"], dtype=np.float32)[-n:] if n else np.zeros(0, np.float32)
     fails = np.asarray(steps["failures"])[-n:] if n else np.zeros(0)
@@ -60,7 +73,9 @@ def window_from_steps(steps: Mapping[str, np.ndarray]) -> TraceWindow:
     compact_rows = np.flatnonzero(pause > 0)
     fail_rows = np.flatnonzero(fails > 0)
     ev_rows = np.concatenate((compact_rows, fail_rows))
-    ev_kind = np.concatenate((np.full(compact_rows.size, EventKind.COMPACT, np.uint8),
+    reasons = np.asarray(steps["compaction_reason"])[-n:] if "compaction_reason" in steps and n else np.zeros(0)
+    ev_kind = np.concatenate((event_codes(np.full(compact_rows.size, EventKind.COMPACT, np.uint8),
+                                          reasons[compact_rows] if reasons.size else np.full(compact_rows.size, -1)),
                               np.full(fail_rows.size, EventKind.FAIL, np.uint8)))
     order = np.argsort(ev_rows, kind="stable")
     return {
@@ -77,7 +92,7 @@ class LatencyTrace(CanvasView):
     """Latency over the last ``window_s`` seconds on a log axis; compactions and failures marked."""
 
     _esm = esm(MODULE)
-    window_s = t.Float(30.0).tag(sync=True)  # seconds of history shown (x extent)
+    window_s = t.Float(WINDOW_S).tag(sync=True)  # seconds of history shown (x extent), as the heatmap
     height_px = t.Int(220).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -92,6 +107,24 @@ class LatencyTrace(CanvasView):
             data = _append_frame(self._window, window)
             if data is None:
                 data = _full_frame(window)
+            self._window = window
+            self._send_frame("trace", data)
+        return data
+
+    def extend(self, rows: TraceWindow, keep_s: float, max_points: int = MAX_STEPS) -> bytes:
+        """Add ``rows`` (later than what was sent) and keep the last ``keep_s`` seconds (at most
+        ``max_points`` points): an append frame of just ``rows`` (a full one for the first rows)."""
+        rows = {k: np.asarray(rows[k]) for k in _KEYS}
+        with self._send_lock:
+            old = self._window
+            if old["time_s"].size == 0:
+                window = _trimmed(rows, keep_s, max_points)
+                data = _full_frame(window)
+            else:
+                window = _trimmed({k: np.concatenate((old[k], rows[k])) for k in _KEYS}, keep_s, max_points)
+                data = encode_trace(rows["time_s"], rows["step_s"], rows["alloc_s"], rows["pause_s"],
+                                    rows["event_time_s"], rows["event_kind"], append=True,
+                                    keep_points=window["time_s"].size, keep_events=window["event_time_s"].size)
             self._window = window
             self._send_frame("trace", data)
         return data
@@ -117,6 +150,16 @@ _KEYS = ("time_s", "step_s", "alloc_s", "pause_s", "event_time_s", "event_kind")
 
 def _empty_window() -> TraceWindow:
     return {k: np.zeros(0, np.uint8 if k == "event_kind" else np.float64) for k in _KEYS}
+
+
+def _trimmed(w: TraceWindow, keep_s: float, max_points: int) -> TraceWindow:
+    """The rows (and events) of ``w`` from ``keep_s`` seconds before its last row on, at most ``max_points``."""
+    t = w["time_s"]
+    if t.size == 0:
+        return w
+    start = max(int(np.searchsorted(t, t[-1] - keep_s, side="left")), t.size - max_points)
+    ev = int(np.searchsorted(w["event_time_s"], t[start], side="left"))
+    return {k: (w[k][ev:] if k.startswith("event") else w[k][start:]) for k in _KEYS}
 
 
 def _full_frame(w: TraceWindow) -> bytes:
@@ -148,14 +191,19 @@ def _append_frame(old: TraceWindow, new: TraceWindow) -> bytes | None:
 
 
 class TraceView(DashboardView):
-    """The latency trace in a dashboard: redrawn only when the simulator stepped (or the pool logged)."""
+    """The latency trace in a dashboard: redrawn only when the simulator stepped (or the pool logged).
+    With a simulator it keeps the steps of the last ``window_s`` simulated seconds (the simulator's
+    ring holds only its last few thousand), reading only the steps new since the last frame."""
 
     name = "trace"
     module = MODULE
 
     def __init__(self, setup: ViewSetup) -> None:
-        self.widget = LatencyTrace(width_px=setup.width_px // 2 - 8, height_px=210, lock=setup.lock)
+        self.widget = LatencyTrace(width_px=setup.width_px // 2 - 8, height_px=210, lock=setup.lock,
+                                   layout=chart_layout())
         self._mark: tuple[float, float] | None = None  # (steps, clock) or (events, seq) last shown
+        self._steps_read = 0                           # the simulator's steps read so far
+        self._sim: object | None = None                # the simulator they were read from
 
     def update(self, ctx: ViewContext) -> None:
         if not ctx.fresh:
@@ -165,12 +213,21 @@ class TraceView(DashboardView):
         if mark == self._mark:
             return
         self._mark = mark
-        self.widget.update(window_from_steps(sim.recent_steps(STEPS_SHOWN, keys=STEP_KEYS))
-                           if sim is not None else window_from_events(snap.events))
+        if sim is None:
+            self.widget.update(window_from_events(snap.events))
+            return
+        if sim is not self._sim or sim.steps < self._steps_read:  # a new run
+            self.reset()
+            self._mark, self._sim = mark, sim
+        new = sim.steps - self._steps_read
+        self._steps_read = sim.steps
+        if new > 0:
+            rows = window_from_steps(sim.recent_steps(min(new, MAX_STEPS), keys=STEP_KEYS), max_points=MAX_STEPS)
+            self.widget.extend(rows, self.widget.window_s)
 
     def reset(self) -> None:
         self.widget.clear()
-        self._mark = None
+        self._mark, self._sim, self._steps_read = None, None, 0
 
 
 _WIRE = {"time_s": "<f8", "step_s": "<f4", "alloc_s": "<f4", "pause_s": "<f4", "event_time_s": "<f8",

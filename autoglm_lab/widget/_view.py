@@ -18,15 +18,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import ipywidgets as w
+
 if TYPE_CHECKING:
-    import ipywidgets as w
     import numpy as np
 
     from ..pool import PagedPool, PoolSnapshot
 
-__all__ = ["SimRecords", "CompactionInfo", "ViewContext", "ViewSetup", "View", "DashboardView", "SIDE_PX"]
+__all__ = ["SimRecords", "CompactionInfo", "ViewContext", "ViewSetup", "View", "DashboardView", "SIDE_PX",
+           "chart_layout"]
 
 SIDE_PX = 290  # width of the column right of the page map (the stats panel)
+CHART_MIN_PX = 380  # narrower than this, the two charts of row 1 stack
+
+
+def chart_layout(basis_px: int = CHART_MIN_PX) -> w.Layout:
+    """A canvas view's box in a dashboard row: it shares the row's width (the front end draws at the
+    width it is given), and wraps to a row of its own below ``basis_px``."""
+    import ipywidgets as w
+
+    return w.Layout(flex=f"1 1 {basis_px}px", min_width="0", overflow="hidden")
 
 
 class SimRecords(Protocol):
@@ -72,7 +83,7 @@ class ViewSetup:
     """What a view is built from."""
 
     pool: PagedPool
-    width_px: int                 # the dashboard's width
+    width_px: int                 # the dashboard's widest (canvases then draw at the width their box gets)
     lock: threading.RLock         # the dashboard's: a view's comm handlers and its frames take turns
 
 

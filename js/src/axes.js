@@ -74,3 +74,87 @@ export function decadeTicks(lo, hi) {
   for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) out.push(10 ** e);
   return out;
 }
+
+/** The x extent [t0, t1] of the time charts: `windowS` seconds ending at the newest time `tEnd`, or the
+ * first `windowS` seconds of the run while it is younger (the heatmap and the trace use the same rule,
+ * so their axes line up). */
+export function timeWindow(tEnd, windowS) {
+  const t1 = Math.max(Number.isFinite(tEnd) ? tEnd : 0, windowS);
+  return [t1 - windowS, t1];
+}
+
+/** Tick labels of a time axis: seconds since the start of the run ("12 s", "1.5 s"). */
+export function timeTicks(t0, t1, count = 5) {
+  return niceTicks(t0, t1, count).map((t) => ({ t, label: `${+t.toPrecision(6)} s` }));
+}
+
+/** Draw the time axis below `box`: ticks of [t0, t1] and a caption at its right end. */
+export function drawTimeAxis(ctx, box, t0, t1, caption = "s since start") {
+  const X = (t) => box.x + ((t - t0) / (t1 - t0)) * box.w;
+  ctx.fillStyle = TEXT;
+  ctx.font = FONT;
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  const captionLeft = box.x + box.w - ctx.measureText(caption).width - 8;
+  for (const { t, label } of timeTicks(t0, t1, Math.max(2, Math.floor(box.w / 70)))) {
+    if (X(t) + ctx.measureText(label).width / 2 > captionLeft) continue;  // the caption keeps its room
+    ctx.fillText(label, X(t), box.y + box.h + 8);
+  }
+  ctx.textAlign = "right";
+  ctx.fillText(caption, box.x + box.w, box.y + box.h + 8);
+}
+
+/** Names of the compaction triggers (the pool's COMPACT_REASONS) as a person reads them. */
+export const REASON_TEXT = {
+  manual: "manual (Compact now)",
+  free_ratio: "free-ratio trigger",
+  consecutive_failures: "consecutive failures",
+  periodic: "periodic check (eager)",
+  alloc_failure: "allocation failure",
+};
+
+/** Call `onWidth(width)` when `elem`'s width changes (the notebook's column, the side bar);
+ * returns the undo. Without ResizeObserver (tests) it does nothing. */
+export function watchWidth(elem, onWidth) {
+  if (typeof ResizeObserver === "undefined") return () => {};
+  let last = -1;
+  const observer = new ResizeObserver(() => {
+    const w = Math.floor(elem.clientWidth);
+    if (w > 0 && w !== last) {
+      last = w;
+      onWidth(w);
+    }
+  });
+  observer.observe(elem);
+  return () => observer.disconnect();
+}
+
+/** The CSS width a chart draws at: its box's, or the kernel's `width_px` before it is laid out. */
+export function chartWidth(elem, model) {
+  const w = Math.floor(elem.clientWidth);
+  return w > 0 ? w : model.get("width_px");
+}
+
+/** A tooltip over a chart (`root` is its positioned container): show(text, x, y) / hide(). */
+export function chartTip(root) {
+  const tip = document.createElement("div");
+  tip.className = "agl-charttip";
+  tip.style.cssText = "position:absolute;pointer-events:none;display:none;z-index:10;white-space:pre;"
+    + "background:rgba(15,23,42,0.92);color:#f8fafc;padding:4px 8px;border-radius:4px;"
+    + "font:11px/1.35 var(--jp-code-font-family,monospace)";
+  root.style.position = "relative";
+  root.appendChild(tip);
+  return {
+    el: tip,
+    show(text, x, y) {
+      tip.textContent = text;
+      tip.style.display = "block";
+      const left = Math.min(x + 12, Math.max(0, root.clientWidth - tip.offsetWidth - 4));
+      tip.style.left = `${left}px`;
+      tip.style.top = `${y + 14}px`;
+    },
+    hide() {
+      tip.style.display = "none";
+    },
+  };
+}

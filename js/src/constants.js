@@ -3,7 +3,8 @@
 
 export const COLOR_MODES = Object.freeze(["state", "tag", "age"]);
 export const HEAT_METRICS = Object.freeze(["free", "holes"]);
-export const HEAT_MARK = Object.freeze({"COMPACT": 1, "FAIL": 2});
+export const HEAT_MARK = Object.freeze({"COMPACT": 1, "FAIL": 2, "REASON_SHIFT": 2});
+export const EVENT_CODE = Object.freeze({"KIND_MASK": 15, "REASON_SHIFT": 4});
 export const PAGE_STATE = Object.freeze({"FREE": 0, "USED": 1, "TAIL": 2, "PINNED": 3, "CACHED": 4});
 export const EVENT_KIND = Object.freeze({"ALLOC": 0, "FREE": 1, "FAIL": 2, "GROW": 3, "RELEASE": 4, "COMPACT": 5, "CONFIG": 6, "STEP": 7});
 export const COMPACT_REASONS = Object.freeze(["manual", "free_ratio", "consecutive_failures", "periodic", "alloc_failure"]);

@@ -1,10 +1,14 @@
 // Fragmentation heatmap: address buckets (y, low addresses at the top like the page map) over
-// time (x, newest at the right), colour = free fraction (or holes) of each bucket. Columns arrive
-// as binary frames (codec.js): a full history when the view opens, then one column per frame.
+// time (x: seconds since the start of the run, the latency trace's window), colour = free fraction
+// (or holes) of each bucket. Columns arrive as binary frames (codec.js): a full history when the
+// view opens, then one column per frame that changed something. Hover names a column's trigger.
 
 import { decodeHeatFrame } from "./codec.js";
-import { HEAT_MARK, WIRE } from "./constants.js";
-import { AXIS, FONT, TEXT, chartCanvas, formatSeconds, frameScheduler, sizedContext } from "./axes.js";
+import { COMPACT_REASONS, HEAT_MARK, WIRE } from "./constants.js";
+import {
+  AXIS, FONT, REASON_TEXT, TEXT, chartCanvas, chartTip, chartWidth, drawTimeAxis, formatSeconds, frameScheduler,
+  sizedContext, timeWindow, watchWidth,
+} from "./axes.js";
 import { onChange, onFrames, sendAction } from "./model.js";
 import { rampPalette } from "./palette.js";
 import { defineView } from "./view.js";
@@ -54,9 +58,24 @@ function colorBarImage(ramp) {
   return bar;
 }
 
+/** Where column c lies on the time axis: from its own time to the next column's (a column is
+ * added when the pool changed, so its state holds until the next one); the newest one `typical`
+ * wide, ending at its time (the right edge), so it is always seen. */
+export function columnSpan(times, c, typical) {
+  return c < times.length - 1 ? [times[c], times[c + 1]] : [times[c] - typical, times[c]];
+}
+
+/** The newest column's width in seconds: the mean spacing, at most a 50th of the window. */
+function typicalSpan(history, windowS) {
+  const n = history.time.length;
+  const span = n > 1 ? (history.time[n - 1] - history.time[0]) / (n - 1) : 0;
+  return Math.min(span > 0 ? span : windowS / history.capacity, windowS / 50);
+}
+
 /** One pixel per (column, bucket) in an offscreen image (`scratch`, reused while the shape
- * stays), scaled up onto the plot without smoothing. */
-function drawColumns(ctx, history, ramp, scratch, box) {
+ * stays), each column stretched over its time span without smoothing (at least 2 px wide, so the
+ * newest of several columns at one time, e.g. after "Compact now" while paused, is the one seen). */
+function drawColumns(ctx, history, ramp, scratch, box, X, typical) {
   const n = history.columns.length;
   const b = history.buckets;
   const cap = history.capacity;
@@ -66,26 +85,34 @@ function drawColumns(ctx, history, ramp, scratch, box) {
     scratch.ctx = scratch.canvas.getContext("2d");
     scratch.img = scratch.ctx.createImageData(cap, b);
   }
-  const px = new Uint32Array(scratch.img.data.buffer);  // only columns x0.. are drawn, and all of them are rewritten
-  const x0 = cap - n;
+  const px = new Uint32Array(scratch.img.data.buffer);
   for (let c = 0; c < n; c++) {
     const col = history.columns[c];
-    for (let k = 0; k < b; k++) px[k * cap + x0 + c] = ramp[col[k]];
+    for (let k = 0; k < b; k++) px[k * cap + c] = ramp[col[k]];
   }
   scratch.ctx.putImageData(scratch.img, 0, 0);
   ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(scratch.canvas, x0, 0, n, b, box.x + (x0 / cap) * box.w, box.y, (n / cap) * box.w, box.h);
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(box.x, box.y, box.w, box.h);
+  ctx.clip();
+  for (let c = 0; c < n; c++) {
+    const [ta, tb] = columnSpan(history.time, c, typical);
+    const x1 = X(tb);
+    if (x1 < box.x) continue;
+    const x0 = Math.min(X(ta), x1 - 2);
+    ctx.drawImage(scratch.canvas, c, 0, 1, b, x0, box.y, x1 - x0, box.h);
+  }
+  ctx.restore();
 }
 
 /** Compaction (orange) and failure (red) marks above and below their columns. */
-function drawMarks(ctx, history, box) {
-  const n = history.columns.length;
-  const x0 = history.capacity - n;
-  const colW = box.w / history.capacity;
-  for (let c = 0; c < n; c++) {
+function drawMarks(ctx, history, box, X) {
+  for (let c = 0; c < history.columns.length; c++) {
     const m = history.marks[c];
     if (!m) continue;
-    const x = box.x + (x0 + c + 0.5) * colW;
+    const x = X(history.time[c]);
+    if (x < box.x || x > box.x + box.w + 1) continue;
     if (m & HEAT_MARK.COMPACT) {
       ctx.fillStyle = "#f97316";
       ctx.beginPath();
@@ -106,8 +133,8 @@ function drawMarks(ctx, history, box) {
   }
 }
 
-/** The frame, page labels (y) and ages of a few columns (x). */
-function drawAxes(ctx, history, numPages, box) {
+/** The frame and page labels (y); the time axis is the trace's (`drawTimeAxis`). */
+function drawAxes(ctx, numPages, box) {
   ctx.strokeStyle = AXIS;
   ctx.strokeRect(box.x + 0.5, box.y + 0.5, box.w, box.h);
   ctx.fillStyle = TEXT;
@@ -115,24 +142,6 @@ function drawAxes(ctx, history, numPages, box) {
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
   for (const f of [0, 0.5, 1]) ctx.fillText(`page ${Math.round(f * numPages)}`, box.x - 6, box.y + f * box.h);
-  ctx.textAlign = "center";
-  ctx.textBaseline = "top";
-  const n = history.columns.length;
-  if (!n) return;
-  const tNow = history.time[n - 1];
-  const x0 = history.capacity - n;
-  const nowX = box.x + box.w - 10;
-  let lastX = -Infinity;
-  for (const frac of [0, 0.25, 0.5, 0.75]) {
-    const c = Math.round(x0 + frac * (history.capacity - 1 - x0));
-    const idx = c - x0;
-    if (idx < 0 || idx >= n - 1) continue;
-    const x = box.x + ((c + 0.5) / history.capacity) * box.w;
-    if (x - lastX < 60 || nowX - x < 60) continue;  // keep labels apart
-    ctx.fillText(`−${formatSeconds(tNow - history.time[idx])}`, x, box.y + box.h + 8);
-    lastX = x;
-  }
-  ctx.fillText("now", nowX, box.y + box.h + 8);
 }
 
 function drawColorBar(ctx, bar, box, metric) {
@@ -152,46 +161,113 @@ function drawColorBar(ctx, bar, box, metric) {
   ctx.restore();
 }
 
-/** The heatmap's draw function: the whole chart from `history` and the model's size and metric. */
-function createPainter(canvas, model, history) {
+/** What a column's mark byte says, in words ("" when nothing happened). */
+export function markText(mark) {
+  const lines = [];
+  if (mark & HEAT_MARK.COMPACT) {
+    const reason = COMPACT_REASONS[((mark >> HEAT_MARK.REASON_SHIFT) & 7) - 1];
+    lines.push(`compaction${reason ? `: ${REASON_TEXT[reason] ?? reason}` : ""}`);
+  }
+  if (mark & HEAT_MARK.FAIL) lines.push("allocation failure(s)");
+  return lines.join("\n");
+}
+
+/** The column shown at time `t` (see `columnSpan`), or -1 before the first one. */
+export function columnAt(times, t, typical = 0) {
+  const n = times.length;
+  if (n && t >= times[n - 1] - typical) return t <= times[n - 1] + 1e-9 ? n - 1 : -1;
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {  // the last column starting at or before t
+    const mid = (lo + hi) >> 1;
+    if (times[mid] <= t) lo = mid + 1; else hi = mid;
+  }
+  return lo - 1;
+}
+
+/** The heatmap's draw function: the whole chart from `history` and the model's size and metric;
+ * it keeps the scales of the last draw in `state` for the hover. */
+function createPainter(canvas, model, history, state) {
   const ramp = rampPalette();
   const bar = colorBarImage(ramp);
   const scratch = { canvas: document.createElement("canvas"), ctx: null, img: null };
   let ctx = null;
   return function draw() {
-    const w = model.get("width_px");
+    const w = chartWidth(canvas.parentElement, model);
     const h = model.get("height_px");
     ctx = sizedContext(canvas, ctx, w, h);
     ctx.clearRect(0, 0, w, h);
-    const box = { x: PAD.left, y: PAD.top, w: w - PAD.left - PAD.right, h: h - PAD.top - PAD.bottom };
+    const box = { x: PAD.left, y: PAD.top, w: Math.max(40, w - PAD.left - PAD.right), h: h - PAD.top - PAD.bottom };
+    const windowS = model.get("window_s");
+    const n = history.columns.length;
+    const [t0, t1] = timeWindow(n ? history.time[n - 1] : 0, windowS);
+    const X = (t) => box.x + ((t - t0) / (t1 - t0)) * box.w;
+    const typical = typicalSpan(history, windowS);
+    Object.assign(state, { box, t0, t1, typical });
     ctx.fillStyle = "#f1f5f9";
     ctx.fillRect(box.x, box.y, box.w, box.h);
-    if (history.columns.length && history.buckets) {
-      drawColumns(ctx, history, ramp, scratch, box);
-      drawMarks(ctx, history, box);
+    if (n && history.buckets) {
+      drawColumns(ctx, history, ramp, scratch, box, X, typical);
+      drawMarks(ctx, history, box, X);
     }
-    drawAxes(ctx, history, model.get("num_pages"), box);
+    drawAxes(ctx, model.get("num_pages"), box);
+    drawTimeAxis(ctx, box, t0, t1);
     drawColorBar(ctx, bar, box, model.get("metric"));
-    canvas.dataset.columns = String(history.columns.length);
+    canvas.dataset.columns = String(n);
     canvas.dataset.buckets = String(history.buckets);
+    canvas.dataset.t0 = String(t0);
+    canvas.dataset.t1 = String(t1);
   };
 }
 
-export const render = defineView("agl-heatmap", (view, { model, host = null }) => {
+/** Hover: the time, the address range and value under the pointer, and what the column's mark says. */
+function attachHover(view, canvas, model, history, state) {
+  const tip = chartTip(view.root);
+  const move = (ev) => {
+    const { box, t0, t1 } = state;
+    const rect = canvas.getBoundingClientRect();
+    const x = ev.clientX - rect.left;
+    const y = ev.clientY - rect.top;
+    if (!box || x < box.x || x > box.x + box.w + 6 || y < box.y - 12 || y > box.y + box.h + 8) {
+      tip.hide();
+      return;
+    }
+    const c = columnAt(history.time, t0 + ((Math.min(x, box.x + box.w) - box.x) / box.w) * (t1 - t0),
+      state.typical);
+    if (c < 0 || !history.buckets) { tip.hide(); return; }
+    const k = Math.min(history.buckets - 1, Math.max(0, Math.floor(((y - box.y) / box.h) * history.buckets)));
+    const pages = model.get("num_pages");
+    const first = Math.floor((k * pages) / history.buckets);
+    const last = Math.floor(((k + 1) * pages) / history.buckets) - 1;
+    const value = history.columns[c][k] / 255;
+    const label = METRIC_LABELS[model.get("metric")] ?? model.get("metric");
+    const lines = [`${formatSeconds(history.time[c])} since start`, `pages ${first}–${last}: ${label} ${value.toFixed(2)}`];
+    const said = markText(history.marks[c]);
+    if (said) lines.push(said);
+    tip.show(lines.join("\n"), x, y);
+  };
+  view.listen(canvas, "mousemove", move);
+  view.listen(canvas, "mouseleave", () => tip.hide());
+}
+
+const render = defineView("agl-heatmap", (view, { model, host = null }) => {
   view.root.style.font = FONT;
   const canvas = chartCanvas(view.root, TITLE);
   const history = new HeatHistory(model.get("history"));
-  const draw = createPainter(canvas, model, history);
+  const state = {};
+  const draw = createPainter(canvas, model, history, state);
   const frames = frameScheduler(draw);
   const onFrame = (_content, [buf]) => {
     history.apply(decodeHeatFrame(buf));
     frames.schedule();
   };
+  attachHover(view, canvas, model, history, state);
   view.own(
     () => frames.cancel(),
     onFrames(model, "heat", onFrame, { host, ready: () => sendAction(model, "request_full") }),
-    onChange(model, ["width_px", "height_px", "num_pages", "metric"], frames.schedule),
+    onChange(model, ["width_px", "height_px", "num_pages", "metric", "window_s"], frames.schedule),
     onChange(model, ["history"], () => { history.capacity = model.get("history"); frames.schedule(); }),
+    watchWidth(view.root, frames.schedule),
   );
   draw();
 });

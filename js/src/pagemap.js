@@ -6,6 +6,7 @@
 
 import { FULL, applyPageFrame, decodePageFrame } from "./codec.js";
 import { COLOR_MODES } from "./constants.js";
+import { chartWidth, watchWidth } from "./axes.js";
 import { computeLayout, dirtyRects, paintPages, pixelOffsets, pixelToPage } from "./layout.js";
 import { onChange, onMessage, sendAction, throttle } from "./model.js";
 import { buildPalette, packColor } from "./palette.js";
@@ -69,7 +70,7 @@ function createShown() {
 }
 
 /** The canvas: page layout, pixel buffer and palette; paints pages and outlines the selection. */
-function createScreen(canvas, overlay, model) {
+function createScreen(canvas, overlay, model, root) {
   const ctx = canvas.getContext("2d");
   const octx = overlay.getContext("2d");
   let offsets = null;
@@ -82,7 +83,9 @@ function createScreen(canvas, overlay, model) {
       lut = buildPalette(model.get("palette"));
     },
     relayout() {
-      const layout = computeLayout(model.get("segments"), Math.max(64, model.get("width_px")), model.get("height_px"));
+      // the width the notebook gives the view, less the stage's padding and border
+      const width = Math.max(64, chartWidth(root, model) - 10);
+      const layout = computeLayout(model.get("segments"), width, model.get("height_px"));
       screen.layout = layout;
       offsets = pixelOffsets(layout);
       canvas.width = overlay.width = layout.width;
@@ -192,7 +195,8 @@ function attachTooltip(view, dom, model, screen) {
     const lines = [`page ${content.page}  (${content.state})`];
     if (content.block_id >= 0) {
       lines.push(`block ${content.block_id}${content.tag ? `  tag ${content.tag}` : ""}`);
-      lines.push(`${content.size} in ${content.num_pages} page(s) from ${content.first_page}`);
+      const bytes = content.nbytes !== undefined ? ` (${content.nbytes.toLocaleString("en")} B)` : "";
+      lines.push(`${content.size}${bytes} in ${content.num_pages} page(s) from ${content.first_page}`);
       if (content.age_s !== undefined) lines.push(`age ${content.age_s.toFixed(2)} s`);
     }
     dom.tip.textContent = lines.join("\n");
@@ -214,10 +218,10 @@ function attachTooltip(view, dom, model, screen) {
   view.own(onMessage(model, "hover", show));
 }
 
-export const render = defineView("agl-pagemap", (view, { model }) => {
+const render = defineView("agl-pagemap", (view, { model }) => {
   const dom = buildDom(view.root);
   const shown = createShown();
-  const screen = createScreen(dom.canvas, dom.overlay, model);
+  const screen = createScreen(dom.canvas, dom.overlay, model, view.root);
   const caption = createCaption(view, dom, model, shown);
 
   const onFrame = (_content, [buf]) => {
@@ -232,6 +236,14 @@ export const render = defineView("agl-pagemap", (view, { model }) => {
       sendAction(model, "request_full");
     }
   };
+  const relayout = () => {
+    screen.relayout();
+    screen.paint(shown.pages);
+    screen.drawSelection(model.get("selection"));
+  };
+  // the width a relayout would fill (a resize that leaves it unchanged repaints nothing)
+  const layoutWidth = () => computeLayout(model.get("segments"), Math.max(64, chartWidth(view.root, model) - 10),
+    model.get("height_px")).width;
   attachTooltip(view, dom, model, screen);
   view.listen(dom.canvas, "click", (ev) => {
     const page = screen.pageAt(ev);
@@ -240,11 +252,8 @@ export const render = defineView("agl-pagemap", (view, { model }) => {
   view.own(
     onMessage(model, "frame", onFrame),
     onChange(model, ["palette"], () => { screen.setPalette(); screen.paint(shown.pages); }),
-    onChange(model, ["segments", "width_px", "height_px"], () => {
-      screen.relayout();
-      screen.paint(shown.pages);
-      screen.drawSelection(model.get("selection"));
-    }),
+    onChange(model, ["segments", "width_px", "height_px"], relayout),
+    watchWidth(view.root, () => { if (!screen.layout || screen.layout.width !== layoutWidth()) relayout(); }),
     onChange(model, ["selection"], () => screen.drawSelection(model.get("selection"))),
     onChange(model, ["legend"], () => drawLegend(dom.legend, model)),
     onChange(model, ["color_by"], () => { drawModes(dom.modes, model); caption(); }),

@@ -1,8 +1,10 @@
 // What every view shares: a root element in anywidget's `el`, the things to undo when the view goes,
 // and the cleanup anywidget calls (`render` returns it). A view module is
 //
-//   export const render = defineView("agl-name", (view, { model, host }) => { ...; view.own(off); });
+//   const render = defineView("agl-name", (view, { model, host }) => { ...; view.own(off); });
 //   export default { render };
+//
+// (no named `render` export: anywidget warns that the direct export will be deprecated)
 
 /** A child element `<tag class=cls>` of `parent` (when given). */
 export function el(tag, cls, parent) {

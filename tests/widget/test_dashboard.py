@@ -169,8 +169,11 @@ def test_loop_starts_stops_and_other_work_runs_meanwhile(dash: Dashboard) -> Non
 
 
 def test_reset_clears_history(dash: Dashboard) -> None:
-    dash.run(3)
-    assert dash.heatmap.columns().shape[0] >= 4
+    for _ in range(3):
+        dash.pool.alloc_bytes(4096)
+        dash.run(1)
+    dash.run(3)  # nothing changes: no more columns
+    assert dash.heatmap.columns().shape[0] == 4
     dash.reset()
     assert dash.heatmap.columns().shape[0] == 1
 
@@ -189,8 +192,8 @@ def test_headless_run_with_a_simulator() -> None:
     dash.set("request_rate_scale", 2.0)
     scfg = sim.config
     assert (scfg.cache_reuse_strategy, scfg.kv_layout, scfg.request_rate_scale) == ("ttl", "paged", 2.0)
-    dash.reset()
-    assert sim.steps == 0
+    dash.reset()  # a fresh run: a new simulator (and pool) with the config as set
+    assert dash.sim is not sim and dash.sim.steps == 0 and dash.sim.config == scfg and dash.pool is not pool
     dash.close()
 
 
@@ -212,7 +215,7 @@ def test_page_and_pool_size_rebuild_pool_and_simulator() -> None:
 
 def test_live_loop_drives_the_simulator() -> None:
     pool, sim = tiny_sim()
-    dash = Dashboard(pool, sim, fps=20)
+    dash = Dashboard(pool, sim, fps=20, pace=1.0)  # real time: the trace outlasts the test
     dash.play()
     time.sleep(0.6)
     dash.stop()
@@ -309,7 +312,7 @@ def test_click_and_frame_racing_resolve_the_selection_in_one_snapshot(monkeypatc
     if dash.page_map.selection:
         assert dash.page_map.selected_block(dash._last_snapshot) is None
     dash.frame()
-    assert dash.page_map.selection == [] and "selected block" not in dash.stats.value
+    assert dash.page_map.selection == [] and "class='sep sel'" not in dash.stats.value
     dash.stop()
     dash.play()  # the live loop keeps drawing
     deadline = time.perf_counter() + 10

@@ -116,10 +116,10 @@ def test_one_comm_message_per_dashboard_frame(outbox: Outbox) -> None:
     assert [b[:4] for b in bufs] == [b"PGF1", b"HMP1", b"LTR1"]
     _, pages = decode_page_frame(bufs[0], on_screen)
     assert pages.tolist() == palette_indices(pool.snapshot(), "state").tolist()
-    # nothing new for the page map or the trace (the simulator did not step): the heat column alone
+    # nothing new (the simulator did not step): no message at all, not even a heat column
     outbox.sent.clear()
     dash.frame()
-    assert len(outbox.sent) == 1 and outbox.sent[0][0] == {"type": "heat", "key": dash.heatmap.model_id}
+    assert outbox.sent == []
     # a riding view's answer to request_full goes on the carrier's comm, tagged with its key
     outbox.sent.clear()
     dash.trace._on_custom(dash.trace, {"action": "request_full"}, [])

@@ -9,6 +9,7 @@ import pytest
 
 import autoglm_lab as al
 from autoglm_lab.widget import FragmentationHeatmap, LatencyTrace, PageMap, decode_page_frame, palette_indices
+from autoglm_lab.widget._heatmap import MARK_COMPACT, MARK_REASON_SHIFT
 
 from .conftest import Outbox
 
@@ -143,18 +144,20 @@ def test_heatmap_columns_and_compaction_marks(small_pool: al.PagedPool, outbox: 
     kinds = [bufs[0][4] for _, bufs in outbox.of("heat")]
     assert kinds == [0, 1, 1, 1, 1]  # the first column (a new layout) in full, then one column each
     marks = [bufs[0][16 + 8 * 1] for _, bufs in outbox.of("heat")[1:]]
-    assert marks == [1, 0, 0, 0]  # the column after compaction carries the mark
+    manual = (1 + al.pool.COMPACT_REASONS.index("manual")) << MARK_REASON_SHIFT
+    assert marks == [MARK_COMPACT | manual, 0, 0, 0]  # the column after compaction: the mark and its trigger
 
 
 def test_trace_from_pool_events(small_pool: al.PagedPool, outbox: Outbox) -> None:
-    from autoglm_lab.widget._trace import window_from_events
+    from autoglm_lab.widget._trace import EVENT_REASON_SHIFT, window_from_events
 
     fragmented(small_pool)
     small_pool.compact()
     window = window_from_events(small_pool.snapshot().events)
     assert np.isfinite(window["alloc_s"]).sum() == 10
     assert np.isfinite(window["pause_s"]).sum() == 1
-    assert window["event_kind"].tolist() == [al.pool.EventKind.COMPACT]
+    manual = (1 + al.pool.COMPACT_REASONS.index("manual")) << EVENT_REASON_SHIFT
+    assert window["event_kind"].tolist() == [al.pool.EventKind.COMPACT | manual]  # the kind and its trigger
     lt = LatencyTrace()
     lt.send = outbox
     data = lt.update(window)

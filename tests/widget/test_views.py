@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from types import SimpleNamespace
 
+import ipywidgets as w
 import pytest
 import torch
 
@@ -163,3 +164,44 @@ def test_one_byte_formatter_also_for_the_hover_tooltip(small_pool: al.PagedPool)
     pm.refresh()
     reply = pm.block_at(block.first_page)
     assert reply["nbytes"] == 6000 and reply["size"] == "5.9 KiB"  # the tooltip shows the kernel's text
+
+
+def test_every_control_explains_itself_and_greys_out_where_it_does_nothing(small_pool: al.PagedPool) -> None:
+    dash = Dashboard(small_pool)
+    for c in CONTROLS:
+        assert len(c.help) > 20, f"{c.name} has no tooltip"
+        assert dash.controls[c.name].tooltip.startswith(c.help)
+    eager_only = ("fragmentation_threshold_factor", "compaction_budget_bytes")
+    on_only = ("free_ratio_trigger", "max_consecutive_failures")
+    sim_only = ("kv_layout", "cache_reuse_strategy", "request_rate_scale", "pace", "steps_per_frame", "at_end")
+
+    def disabled(names: tuple[str, ...]) -> list[bool]:
+        return [dash.controls[n].disabled for n in names]
+
+    assert small_pool.config.compaction == "lazy"
+    assert disabled(eager_only) == [True, True] and disabled(on_only) == [False, False]
+    assert "no effect now: compaction is 'lazy'" in dash.controls["fragmentation_threshold_factor"].tooltip
+    assert all(disabled(sim_only)) and "needs a simulator" in dash.controls["pace"].tooltip
+    dash.set("compaction", "eager")
+    assert disabled(eager_only) == [False, False] and disabled(on_only) == [False, False]
+    assert "no effect now" not in dash.controls["compaction_budget_bytes"].tooltip
+    dash.controls["compaction"].set_state({"index": list(dash.controls["compaction"].options).index("off")})
+    assert disabled(eager_only) == [True, True] and disabled(on_only) == [True, True]
+    assert not any(disabled(("compaction_strategy", "compact", "fit", "coalesce", "color_by", "fps")))
+    assert dash.set("fragmentation_threshold_factor", 0.2)  # greyed out, still a setting for later
+    dash.close()
+
+
+def test_the_dashboard_follows_the_notebooks_width() -> None:
+    pool, _ = fragmented_pool()
+    dash = Dashboard(pool)
+    assert dash.layout.width == "100%"
+    rows = [c for c in dash.children if isinstance(c, w.Box)]
+    assert all(r.layout.flex_flow == "row wrap" for r in rows[:-1])  # the bar and the view rows wrap
+    assert "auto-fit" in rows[-1].layout.grid_template_columns  # the control panels too
+    for name in ("page_map", "heatmap", "trace"):
+        assert dash.view(name).widget.layout.min_width == "0"
+    for c in CONTROLS:
+        if c.panel != "bar":
+            assert "px" not in str(dash.controls[c.name].layout.width or ""), c.name
+    dash.close()
