@@ -173,8 +173,9 @@ class Dashboard(NoFrontEndState, w.VBox):
     @classmethod
     def demo(cls, *, fps: float = 10.0, kv_layout: str = "contiguous", seed: int = 0, pace: float | None = None,
              at_end: str = "loop", **pool_overrides: Any) -> Dashboard:
-        """A ready-to-play default: a 64 MiB pool of 64 KiB pages on the GPU when there is one (else the CPU), contiguous KV, the shipped
-        conversation trace (or a synthetic one when it is absent), LRU cache reuse
+        """A ready-to-play default: a 64 MiB pool of 64 KiB pages (on the GPU when there is one, else the
+        CPU), contiguous KV, the shipped conversation trace (or a synthetic one when it is absent), LRU
+        cache reuse
         (`autoglm_lab.workload.demo_setup`), replayed at a pace a person can watch (``pace=None``:
         real time, or the smallest multiple of it that serves the trace within about two minutes)
         and looped."""
