@@ -16,9 +16,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Block"]
 
-_READ_ONLY = frozenset({"id", "nbytes", "num_pages", "tag", "dtype", "shape", "created_s", "first_page", "tensor",
-                        "freed", "pinned", "cached", "segment"})
-
 
 class Block(BlockBase):
     """A live allocation of a `PagedPool`.
@@ -47,13 +44,6 @@ class Block(BlockBase):
     _tensor: torch.Tensor | None
     _freed: bool
     _pins: int
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _READ_ONLY:  # both cores refuse; this says why, and what to do instead
-            raise AttributeError(
-                f"Block.{name} is read-only (tried to set it to {value!r}): it is the pool's own bookkeeping "
-                f"(freeing would release the wrong pages); allocate a new block for another size or tag")
-        object.__setattr__(self, name, value)
 
     @property
     def first_page(self) -> int:

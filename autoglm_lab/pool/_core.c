@@ -1041,6 +1041,26 @@ static PyMemberDef block_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+/* the public fields are read-only (the members say so); this says which and why, in words. Private
+   names (a leading underscore: the pool's own) go straight through */
+static const char *const block_public[] = {"id", "nbytes", "num_pages", "tag", "dtype", "shape", "created_s", NULL};
+
+static int block_setattro(PyObject *self, PyObject *name, PyObject *value)
+{
+    if (PyUnicode_Check(name) && PyUnicode_GET_LENGTH(name) > 0 && PyUnicode_READ_CHAR(name, 0) != '_') {
+        for (const char *const *p = block_public; *p; p++) {
+            if (PyUnicode_CompareWithASCIIString(name, *p) == 0) {
+                PyErr_Format(PyExc_AttributeError,
+                             "Block.%U is read-only (tried to set it to %R): it is the pool's own bookkeeping "
+                             "(freeing would release the wrong pages); allocate a new block for another size or tag",
+                             name, value ? value : Py_None);
+                return -1;
+            }
+        }
+    }
+    return PyObject_GenericSetAttr(self, name, value);
+}
+
 static PyTypeObject BlockBaseType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "autoglm_lab.pool._core.BlockBase",
@@ -1052,6 +1072,7 @@ static PyTypeObject BlockBaseType = {
     .tp_clear = (inquiry)block_clear,
     .tp_dealloc = (destructor)block_dealloc,
     .tp_members = block_members,
+    .tp_setattro = block_setattro,
 };
 
 /* ================================================================== Core */

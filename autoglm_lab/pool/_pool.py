@@ -437,16 +437,27 @@ class PagedPool:
     def free(self, block: Block) -> None:
         """Return a block's pages to the pool. Freeing twice raises `InvalidBlockError`; freeing a
         cached block counts as an eviction."""
-        with self._lock:
-            if self._core.free(block) is False:  # not a live block of this pool: say which error
-                self._check_own(block, "free")
-                raise AssertionError(f"the core refused to free {block!r}")
-            if self._cached:
-                gone = self._cached.pop(block.id, None)
-                if gone is not None:
-                    self._cached_pages -= gone[0]
-                    self._cached_requested -= gone[1]
-                    self.evictions += 1
+        if self._cached:  # cached blocks: the core's books and the cached ones change under one hold
+            with self._lock:
+                self._free(block)
+                self._uncache(block.id)
+            return
+        self._free(block)
+        if self._cached:  # another thread marked blocks cached meanwhile (this one, if it raced itself)
+            with self._lock:
+                self._uncache(block.id)
+
+    def _free(self, block: Block) -> None:
+        if self._core.free(block) is False:  # not a live block of this pool: say which error
+            self._check_own(block, "free")
+            raise AssertionError(f"the core refused to free {block!r}")
+
+    def _uncache(self, block_id: int) -> None:
+        gone = self._cached.pop(block_id, None)
+        if gone is not None:
+            self._cached_pages -= gone[0]
+            self._cached_requested -= gone[1]
+            self.evictions += 1
 
     def set_cached(self, block: Block, cached: bool = True) -> None:
         """Mark a live block as cached KV that no running request references (evictable: stats count
