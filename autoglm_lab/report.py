@@ -76,12 +76,9 @@ def page_map_png(snap: PoolSnapshot, **kwargs: Any) -> bytes:
 
 
 def heat_column(snap: PoolSnapshot, buckets: int = 64) -> np.ndarray:
-    """Free fraction of each of ``buckets`` equal address ranges (float64, 0..1)."""
-    n = snap.num_pages
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    free = np.concatenate(([0], np.cumsum(snap.page_state == PageState.FREE)))
-    sizes = np.diff(edges)
-    return np.where(sizes > 0, (free[edges[1:]] - free[edges[:-1]]) / np.maximum(sizes, 1), np.nan)
+    """Free fraction of each of ``buckets`` equal address ranges (float64, 0..1; the dashboard's
+    heatmap draws the same `PoolSnapshot.bucket_fractions`)."""
+    return snap.bucket_fractions(buckets, "free")
 
 
 # ---------------------------------------------------------------------- figures

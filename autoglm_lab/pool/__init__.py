@@ -48,12 +48,12 @@ from ._service import (
     default_compaction_service,
     set_default_compaction_service,
 )
-from ._snapshot import SNAPSHOT_VERSION, PageState, PoolSnapshot, free_runs
+from ._snapshot import HEAT_METRICS, SNAPSHOT_VERSION, PageState, PoolSnapshot, free_runs
 from ._stats import PoolStats
 
 __all__ = [
     "Block", "BlockTable", "CHOICES", "COALESCE_MODES", "COMPACTION_MODES", "COMPACTION_STRATEGIES", "FITS",
-    "COMPACT_REASONS", "CompactionService", "DeviceAllocationError", "EventArrays",
+    "COMPACT_REASONS", "HEAT_METRICS", "CompactionService", "DeviceAllocationError", "EventArrays",
     "SegmentStorage", "default_compaction_service", "set_default_compaction_service", "EventKind",
     "InvalidBlockError", "LIVE_FIELDS",
     "PageState", "PagedPool", "PinnedBlockError", "PoolConfig", "PoolError", "PoolExhausted",

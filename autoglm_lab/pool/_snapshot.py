@@ -31,9 +31,10 @@ import numpy as np
 from ._events import EventArrays, EventRows
 from ._stats import PoolStats
 
-__all__ = ["PoolSnapshot", "PageState", "SNAPSHOT_VERSION", "free_runs", "page_index"]
+__all__ = ["HEAT_METRICS", "PoolSnapshot", "PageState", "SNAPSHOT_VERSION", "free_runs", "page_index"]
 
 SNAPSHOT_VERSION = 2  # 2: block_cached and PageState.CACHED
+HEAT_METRICS = ("free", "holes")  # what `PoolSnapshot.bucket_fractions` measures per address bucket
 
 
 class PageState(IntEnum):
@@ -125,6 +126,29 @@ class PoolSnapshot:
     def free_runs(self) -> tuple[np.ndarray, np.ndarray]:
         """(starts, lengths) of the maximal free runs, never crossing a segment boundary."""
         return free_runs(self.page_state == PageState.FREE, self.segment_first_page)
+
+    def bucket_fractions(self, buckets: int, metric: str = "free") -> np.ndarray:
+        """One float64 per address bucket (``buckets`` equal ranges of pages), the heatmap's column:
+        ``"free"`` the bucket's free fraction, ``"holes"`` the free runs starting in it per half its
+        pages, capped at 1 (many small holes: fragmented). NaN for an empty bucket (more buckets
+        than pages). The dashboard's heatmap and the HTML report both draw this."""
+        if metric not in HEAT_METRICS:
+            raise ValueError(f"metric={metric!r} is not allowed: choose one of {HEAT_METRICS}")
+        n = self.num_pages
+        free = self.page_state == PageState.FREE
+        if metric == "free" and n and n % buckets == 0:  # equal buckets (the usual power-of-two pools)
+            counts: np.ndarray = np.count_nonzero(free.reshape(buckets, n // buckets), axis=1)
+            return counts / (n // buckets)
+        edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+        sizes = np.diff(edges)
+        if metric == "free":
+            cum = np.concatenate(([0], np.cumsum(free)))
+            value = (cum[edges[1:]] - cum[edges[:-1]]) / np.maximum(sizes, 1)
+        else:
+            starts, _ = self.free_runs()
+            counts = np.bincount(np.searchsorted(edges, starts, side="right") - 1, minlength=buckets)[:buckets]
+            value = np.minimum(counts / np.maximum(sizes / 2, 1), 1.0)
+        return np.where(sizes > 0, value, np.nan)
 
 
 def _run_lengths(num_pages: int, starts: np.ndarray, pages: np.ndarray) -> np.ndarray:

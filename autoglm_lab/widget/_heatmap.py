@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import traitlets as t
 
-from ..pool import COMPACT_REASONS, PageState, PoolSnapshot
+from ..pool import COMPACT_REASONS, HEAT_METRICS, PoolSnapshot
 from ._assets import esm
 from ._base import CanvasView
 from ._codec import HEAT_APPEND, HEAT_FULL, encode_heat
@@ -26,7 +26,7 @@ __all__ = ["FragmentationHeatmap", "HeatmapView", "bucket_column", "METRICS", "M
            "MARK_REASON_SHIFT", "WINDOW_S"]
 
 MODULE = "heatmap"  # js/src/heatmap.js
-METRICS = ("free", "holes")  # the heat frame's metric byte indexes this
+METRICS = HEAT_METRICS  # the heat frame's metric byte indexes this
 MARK_COMPACT, MARK_FAIL = 1, 2  # bits of a column's mark byte
 MARK_REASON_SHIFT = 2  # bits 2-4: 1 + the compaction's index in COMPACT_REASONS (0: none)
 WINDOW_S = 30.0  # seconds of (simulated) time the heatmap and the latency trace show
@@ -34,24 +34,8 @@ assert len(COMPACT_REASONS) < 8
 
 
 def bucket_column(snap: PoolSnapshot, buckets: int, metric: str = "free") -> np.ndarray:
-    """One uint8 per address bucket: 255 x free fraction, or 255 x holes / (bucket pages / 2)
-    (``holes`` counts free runs starting in the bucket: many small holes = fragmented)."""
-    n = snap.num_pages
-    free = snap.page_state == PageState.FREE
-    if metric == "free" and n and n % buckets == 0:  # equal buckets (the usual power-of-two pools)
-        counts = np.count_nonzero(free.reshape(buckets, n // buckets), axis=1)
-        return np.round(counts / (n // buckets) * 255).astype(np.uint8)
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    sizes = np.maximum(np.diff(edges), 1)
-    if metric == "free":
-        counts = np.add.reduceat(free.astype(np.int32), edges[:-1]) if n else np.zeros(buckets)
-        counts = np.where(np.diff(edges) > 0, counts, 0)
-        value = counts / sizes
-    else:
-        starts, _ = snap.free_runs()
-        counts = np.bincount(np.searchsorted(edges, starts, side="right") - 1, minlength=buckets)[:buckets]
-        value = np.minimum(counts / np.maximum(sizes / 2, 1), 1.0)
-    return np.round(value * 255).astype(np.uint8)
+    """One uint8 per address bucket: 255 x `PoolSnapshot.bucket_fractions` (0 for an empty bucket)."""
+    return np.round(np.nan_to_num(snap.bucket_fractions(buckets, metric)) * 255).astype(np.uint8)
 
 
 class FragmentationHeatmap(CanvasView):

@@ -354,3 +354,23 @@ def test_copy_bytes_between_blocks(device: str) -> None:
     with pytest.raises(al.InvalidBlockError):
         pool.copy_bytes(dst, src, 10)
     assert torch.equal(dst.tensor, before)
+
+
+def test_bucket_fractions_is_the_one_heatmap_bucketing() -> None:
+    from autoglm_lab.report import heat_column
+    from autoglm_lab.widget._heatmap import bucket_column
+
+    pool = al.PagedPool(al.PoolConfig(page_size=4096, memory_pool_initial_size=12 * 4096, device="cpu"))
+    blocks = [pool.alloc_bytes(4096) for _ in range(12)]
+    for b in blocks[::3]:
+        pool.free(b)
+    snap = pool.snapshot()
+    free = snap.bucket_fractions(4)
+    assert free.tolist() == [1 / 3] * 4
+    assert np.allclose(heat_column(snap, 4), free)
+    assert bucket_column(snap, 4).tolist() == [85] * 4
+    holes = snap.bucket_fractions(5, "holes")  # unequal buckets: the general path
+    assert holes.shape == (5,) and ((holes >= 0) & (holes <= 1)).all()
+    assert np.isnan(snap.bucket_fractions(16)).sum() == 4  # more buckets than pages: empty ones are NaN
+    with pytest.raises(ValueError, match="metric='warmth'"):
+        snap.bucket_fractions(4, "warmth")
