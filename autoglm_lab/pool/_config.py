@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._check import check_fraction, check_int
+
 __all__ = ["PoolConfig", "parse_size", "format_size", "LIVE_FIELDS"]
 
 _UNITS = {
@@ -183,9 +185,9 @@ class PoolConfig:
             if choices[name] not in allowed:
                 raise ValueError(f"{name}={choices[name]!r} is not allowed: choose one of "
                                  f"{', '.join(map(repr, allowed))}")
-        _check_fraction("fragmentation_threshold_factor", fragmentation_threshold_factor)
-        _check_fraction("free_ratio_trigger", free_ratio_trigger)
-        _check_int(max_consecutive_failures, "max_consecutive_failures", low=1, high=1_000_000)
+        check_fraction("fragmentation_threshold_factor", fragmentation_threshold_factor)
+        check_fraction("free_ratio_trigger", free_ratio_trigger)
+        check_int("max_consecutive_failures", max_consecutive_failures, 1, 1_000_000)
         interval = defrag_interval_s
         if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0 \
                 or interval == float("inf"):
@@ -197,7 +199,7 @@ class PoolConfig:
                 f"compaction_budget_bytes={budget!r} is not allowed: use None or at least one page "
                 f"({page} bytes)"
             )
-        _check_int(event_capacity, "event_capacity", low=16, high=10_000_000)
+        check_int("event_capacity", event_capacity, 16, 10_000_000)
         # frozen: set through object.__setattr__, as a dataclass's own __init__ does
         set_ = object.__setattr__
         set_(self, "page_size", page)
@@ -232,11 +234,3 @@ class PoolConfig:
         return self.segment_size // self.page_size
 
 
-def _check_fraction(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name}={value!r} is not allowed: use a number from 0.0 to 1.0")
-
-
-def _check_int(value: object, name: str, *, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name}={value!r} is not allowed: use an integer from {low} to {high}")
