@@ -27,6 +27,7 @@ race to avoid (a pinned block cannot be freed: `PinnedBlockError`). A block's pu
 """
 
 from ._block import Block
+from ._check import check_fraction, check_int, check_number
 from ._config import (
     CHOICES,
     COALESCE_MODES,
@@ -52,11 +53,10 @@ from ._snapshot import HEAT_METRICS, SNAPSHOT_VERSION, PageState, PoolSnapshot, 
 from ._stats import PoolStats
 
 __all__ = [
-    "Block", "BlockTable", "CHOICES", "COALESCE_MODES", "COMPACTION_MODES", "COMPACTION_STRATEGIES", "FITS",
-    "COMPACT_REASONS", "HEAT_METRICS", "CompactionService", "DeviceAllocationError", "EventArrays",
-    "SegmentStorage", "default_compaction_service", "set_default_compaction_service", "EventKind",
-    "InvalidBlockError", "LIVE_FIELDS",
-    "PageState", "PagedPool", "PinnedBlockError", "PoolConfig", "PoolError", "PoolExhausted",
-    "PoolSnapshot", "PoolStats", "SNAPSHOT_VERSION", "format_size", "free_runs", "parse_size",
-    "resolve_device",
+    "Block", "BlockTable", "CHOICES", "COALESCE_MODES", "COMPACTION_MODES", "COMPACTION_STRATEGIES",
+    "COMPACT_REASONS", "CompactionService", "DeviceAllocationError", "EventArrays", "EventKind", "FITS",
+    "HEAT_METRICS", "InvalidBlockError", "LIVE_FIELDS", "PageState", "PagedPool", "PinnedBlockError",
+    "PoolConfig", "PoolError", "PoolExhausted", "PoolSnapshot", "PoolStats", "SNAPSHOT_VERSION",
+    "SegmentStorage", "check_fraction", "check_int", "check_number", "default_compaction_service",
+    "format_size", "free_runs", "parse_size", "resolve_device", "set_default_compaction_service",
 ]
