@@ -253,12 +253,12 @@ def _check_trace(path: Path) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .workload import demo_setup, shipped_trace_path
+    from .workload import demo_setup, demo_trace_path
 
     _check_outputs(args, "out")
 
     pool, sim = demo_setup(kv_layout=args.kv_layout, seed=args.seed, device=args.device)
-    source = shipped_trace_path().name
+    source = demo_trace_path().name
     snaps, times = _run_with_snapshots(sim, args.steps, args.snapshots, args.quiet)
     out = _report(args.out, "autoglm_lab demo", pool, sim, snaps, times,
                   {"requests": source, "steps": args.steps})

@@ -8,7 +8,7 @@ sim.run(steps=500); sim.summary(); sim.results(); sim.recent_steps(256)
 """
 
 from ._config import ServingConfig
-from ._demo import demo_requests, demo_setup, shipped_trace_path
+from ._demo import demo_requests, demo_setup, demo_trace_path, mooncake_trace_path, shipped_trace_path
 from ._kv import ContiguousKV, KVLayout, PagedKV, SeqKV
 from ._model import ModelConfig, TinyGLM
 from ._records import RECENT_KEYS, StepRecord
@@ -21,5 +21,5 @@ __all__ = [
     "TinyGLM", "ModelConfig",
     "Request", "synthetic_requests", "check_requests", "load_trace", "TraceError", "MAX_TOKENS", "MAX_ARRIVAL_S",
     "KVLayout", "ContiguousKV", "PagedKV", "SeqKV",
-    "demo_setup", "demo_requests", "shipped_trace_path",
+    "demo_setup", "demo_requests", "demo_trace_path", "shipped_trace_path", "mooncake_trace_path",
 ]

@@ -1,4 +1,5 @@
-"""Sessions and the KV reuse cache (strategies "none", "lru", "ttl").
+"""Sessions and the per-session KV reuse cache (requests without block hashes; strategies "none",
+"lru", "ttl", "lfu": see `ServingConfig`). Its entries' blocks are cached (evictable) in the pool.
 
 A session is one conversation. While none of its turns is queued or running it is *idle*; an idle
 session is closed after ``session_timeout_s``. A session that comes back after being closed starts a

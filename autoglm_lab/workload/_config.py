@@ -19,7 +19,7 @@ __all__ = ["ServingConfig", "MODEL_FIELDS"]
 _CHOICES: dict[str, tuple[Any, ...]] = {
     "kv_layout": ("contiguous", "paged"),
     "compute": ("none", "model"),
-    "cache_reuse_strategy": ("none", "lru", "ttl"),
+    "cache_reuse_strategy": ("none", "lru", "ttl", "lfu"),
     "model_dtype": tuple(DTYPES),
     "adaptive_batching": (True, False),
     "prewarm": (True, False),
@@ -37,11 +37,11 @@ _INTS: dict[str, tuple[int, int]] = {
 _FLOATS: dict[str, tuple[float, bool]] = {
     "cache_ttl_s": (0.0, False), "session_timeout_s": (0.0, True), "request_rate_scale": (0.0, False),
     "cost_step_s": (0.0, False), "cost_token_s": (0.0, False), "cost_attention_s": (0.0, False),
-    "copy_bytes_per_s": (0.0, False),
+    "copy_bytes_per_s": (0.0, False), "prewarm_fraction": (0.0, False), "cost_growth_s": (0.0, True),
 }
 _STRICT = {"cache_ttl_s", "session_timeout_s", "request_rate_scale", "copy_bytes_per_s"}
 # name -> (low, high) for floats with a range: beyond it the simulated clocks overflow or stop resolving steps
-_RANGES: dict[str, tuple[float, float]] = {"request_rate_scale": (1e-6, 1e6)}
+_RANGES: dict[str, tuple[float, float]] = {"request_rate_scale": (1e-6, 1e6), "prewarm_fraction": (0.0, 1.0)}
 # ServingConfig field -> ModelConfig field
 MODEL_FIELDS = {
     "num_layers": "num_layers", "hidden_size": "hidden_size", "num_heads": "num_heads",
@@ -62,16 +62,22 @@ class ServingConfig:
     adaptive_batching: admit only what free memory allows and shrink the batch when memory is low.
     max_context_length: longer prompts are rejected; generation stops there.
     session_timeout_s: a session idle this long is closed and its cached KV freed (None: never).
-    cache_reuse_strategy: "none" frees KV when a turn ends; "lru" keeps it for the session's next
-        turn and evicts least recently used under memory pressure; "ttl" keeps it ``cache_ttl_s``.
-    prewarm: recompute the evicted KV of hot (multi-turn) sessions when memory is free again.
+    cache_reuse_strategy: "none" frees KV when a request ends. Otherwise finished KV stays in the pool
+        as cached (evictable) blocks, reused by a session's next turn or, for requests with
+        `Request.block_hashes`, by any request sharing the prefix; an allocation that finds no free
+        run evicts cached KV first: "lru" the least recently used, "lfu" the least often used, "ttl"
+        like lru and also drops what was unused for ``cache_ttl_s``.
+    prewarm: prefix blocks: pin the most often requested cached blocks (up to ``prewarm_fraction``
+        of the pool) so no eviction takes them; sessions: recompute the evicted KV of hot
+        (multi-turn) sessions when memory is free again.
     request_rate_scale: arrivals come this many times faster than the trace says (1e-6 to 1e6).
     leak_sessions: the bug switch: closed sessions forget to free their KV (for teaching).
     seed: seeds the model weights and the token ids.
     num_layers ... model_dtype: sizes of the `TinyGLM` (its KV bytes per token).
     cost_step_s, cost_token_s, cost_attention_s: compute="none" latency = step + token x tokens
         + attention x attended (query, key) pairs; copy_bytes_per_s prices re-allocation copies and
-        compaction moves.
+        compaction moves; cost_growth_s prices one growth of the pool (a new segment); None: the
+        wall time the real segment allocation took (so a run that grows is not exactly repeatable).
     history_limit: per-step rows kept for `results()`; recent_capacity: rows of `recent_steps()`.
     check_invariants: run ``pool.check_invariants()`` after every step (slow; for debugging).
     """
@@ -84,9 +90,10 @@ class ServingConfig:
     adaptive_batching: bool = True
     max_context_length: int = 8192
     session_timeout_s: float | None = 60.0
-    cache_reuse_strategy: Literal["none", "lru", "ttl"] = "none"
+    cache_reuse_strategy: Literal["none", "lru", "ttl", "lfu"] = "none"
     cache_ttl_s: float = 30.0
     prewarm: bool = False
+    prewarm_fraction: float = 0.25
     request_rate_scale: float = 1.0
     leak_sessions: bool = False
     seed: int = 0
@@ -102,6 +109,7 @@ class ServingConfig:
     cost_token_s: float = 2e-5
     cost_attention_s: float = 2e-9
     copy_bytes_per_s: float = 10e9
+    cost_growth_s: float | None = None
     history_limit: int = 1_000_000
     recent_capacity: int = 4096
     check_invariants: bool = False

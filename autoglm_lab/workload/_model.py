@@ -139,8 +139,10 @@ class TinyGLM(nn.Module):
         return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), -1).flatten(-2)
 
     @torch.no_grad()
-    def step(self, tokens: list[torch.Tensor], starts: list[int], caches: list[KVAccess]) -> torch.Tensor:
-        """Run ``tokens[i]`` (1-D ids) of sequence ``i`` at positions ``starts[i]...``; return its next token ids.
+    def step(self, tokens: list[torch.Tensor], starts: list[int], caches: list[KVAccess], *,
+             return_logits: bool = False) -> torch.Tensor:
+        """Run ``tokens[i]`` (1-D ids) of sequence ``i`` at positions ``starts[i]...``; return its next token ids
+        (``return_logits=True``: the logits of each sequence's last position, (batch, vocab_size)).
 
         Keys/values of the new tokens are written through ``caches[i]`` before attention reads the
         context ``[0, starts[i] + len(tokens[i]))`` back from it.
@@ -169,7 +171,8 @@ class TinyGLM(nn.Module):
             gate, up = layer.gate_up(layer.ffn_norm(x)).chunk(2, -1)
             x = x + layer.down(F.silu(gate) * up)
         last = torch.tensor(lens).cumsum(0).to(self.device) - 1
-        return self.lm_head(self.norm(x[last])).argmax(-1)
+        logits = self.lm_head(self.norm(x[last]))
+        return logits if return_logits else logits.argmax(-1)
 
     @staticmethod
     def _attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, start: int) -> torch.Tensor:

@@ -33,23 +33,31 @@ class StepRecord:
     decode_tokens: int
     queue_length: int
     finished: int
-    failures: int               # KV allocations refused by the pool (PoolExhausted)
+    failures: int               # the pool's failed allocations: nothing free or evictable, compaction could not help
     preemptions: int
-    evictions: int
-    cache_hits: int
-    utilisation: float
+    evictions: int              # cached KV blocks freed (for room, by TTL or by a closed session)
+    cache_hits: int             # session reuse hits plus prefix blocks found in the cache
+    utilisation: float          # the pool's: referenced (not cached) requested bytes / capacity
     external_fragmentation: float  # the pool's: 1 - largest free run / free
     kv_fragmentation: float        # share of free bytes in runs smaller than a typical KV allocation
-    used_bytes: int
+    used_bytes: int             # pages of referenced blocks (not cached)
+    cached_bytes: int = 0       # pages of cached (evictable) blocks
+    free_bytes: int = 0
+    ttft_s: float = float("nan")   # mean time to first token of the first tokens emitted in this step
+    tpot_s: float = float("nan")   # mean time per output token of the requests that finished in this step
+    prefix_queries: int = 0     # prefix blocks looked up by the requests admitted in this step
+    prefix_hits: int = 0        # of which found in the cache
+    running: int = 0            # sequences running after the step
 
 
 FIELDS = tuple(StepRecord.__dataclass_fields__)
 _INT_FIELDS = {"step", "compaction_reason", "compaction_bytes_moved", "batch_size", "tokens", "prefill_tokens",
                "decode_tokens", "queue_length", "finished", "failures", "preemptions", "evictions", "cache_hits",
-               "used_bytes"}
+               "used_bytes", "cached_bytes", "free_bytes", "prefix_queries", "prefix_hits", "running"}
 RECENT_KEYS = ("time_s", "step_latency_s", "alloc_latency_s", "compaction_pause_s", "batch_size", "tokens",
                "failures", "preemptions", "evictions", "utilisation", "external_fragmentation", "compaction_reason",
-               "kv_fragmentation", "queue_length")
+               "kv_fragmentation", "queue_length", "used_bytes", "cached_bytes", "free_bytes", "ttft_s", "tpot_s",
+               "running")
 
 
 def reason_code(reason: str | None) -> int:

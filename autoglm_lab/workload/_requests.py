@@ -63,6 +63,11 @@ class Request:
     output_tokens: tokens to generate (1 to `MAX_TOKENS`).
     session_id, turn: integers >= 0; follows: None or the id of the previous turn.
     think_time_s: finite, from 0 to `MAX_ARRIVAL_S`.
+    block_hashes: ids of the prompt's leading blocks of ``hash_block_tokens`` tokens each, as a hash
+        chain: two requests whose block ``i`` has the same id share tokens ``[0, (i + 1) x
+        hash_block_tokens)`` (the Mooncake trace's ``hash_ids``; the last block may be partial). At most
+        ceil(prompt_tokens / hash_block_tokens) distinct integers >= 0; a list is stored as a tuple.
+    hash_block_tokens: tokens per hashed block (1 to `MAX_TOKENS`; 512 in the Mooncake trace).
     """
 
     id: int
@@ -74,9 +79,12 @@ class Request:
     prefix_tokens: int = 0
     follows: int | None = None
     think_time_s: float = 0.0
+    block_hashes: tuple[int, ...] = ()
+    hash_block_tokens: int = 512
 
     def __post_init__(self) -> None:
         where = "Request: "
+        _check_int("hash_block_tokens", self.hash_block_tokens, 1, MAX_TOKENS, where)
         _check_int("id", self.id, 0, 2**63 - 1, where)
         _check_int("prompt_tokens", self.prompt_tokens, 1, MAX_TOKENS, where)
         _check_int("output_tokens", self.output_tokens, 1, MAX_TOKENS, where)
@@ -88,6 +96,8 @@ class Request:
             if self.follows == self.id:
                 raise ValueError(f"{where}follows={self.follows!r} is not allowed: a turn cannot follow itself")
         _check_float("think_time_s", self.think_time_s, 0.0, MAX_ARRIVAL_S, where)
+        if self.block_hashes:
+            self._check_hashes(where)
         # A first turn's arrival drives the clock (NaN or inf would stall it); a follow-up's is unused.
         if self.follows is not None and _is_number(self.arrival_s) and math.isnan(self.arrival_s):
             return
@@ -96,6 +106,38 @@ class Request:
         except (TypeError, ValueError) as err:
             extra = " (NaN only for a follow-up turn, one with follows set)" if self.follows is None else " or NaN"
             raise type(err)(f"{err}{extra}") from None
+
+    def _check_hashes(self, where: str) -> None:
+        hashes = self.block_hashes
+        if isinstance(hashes, list):
+            hashes = tuple(hashes)
+            object.__setattr__(self, "block_hashes", hashes)
+        ids = f"use integers from 0 to {2**63 - 1}"
+        if not isinstance(hashes, tuple):
+            raise TypeError(f"{where}block_hashes={_short(hashes)} is not allowed: use a tuple of integers >= 0")
+        bad = next((h for h in hashes if type(h) is not int), None)  # bool refused too
+        if bad is not None:
+            raise TypeError(f"{where}block_hashes holds {bad!r} ({type(bad).__name__}), which is not allowed: {ids}")
+        low, high = min(hashes), max(hashes)
+        if low < 0 or high > 2**63 - 1:
+            raise ValueError(f"{where}block_hashes holds {low if low < 0 else high}, which is not allowed: {ids}")
+        most = -(-self.prompt_tokens // self.hash_block_tokens)
+        if len(hashes) > most:
+            raise ValueError(f"{where}block_hashes has {len(hashes)} ids, which is not allowed: a "
+                             f"{self.prompt_tokens}-token prompt has at most {most} blocks of "
+                             f"hash_block_tokens={self.hash_block_tokens}")
+        if len(set(hashes)) != len(hashes):
+            seen: dict[int, int] = {}
+            for i, h in enumerate(hashes):
+                if h in seen:
+                    raise ValueError(f"{where}block_hashes has id {h} at positions {seen[h]} and {i}, which is not "
+                                     f"allowed: a hash chain never repeats a block")
+                seen[h] = i
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:60]}..."
 
 
 def check_requests(requests: Iterable[Request]) -> list[Request]:

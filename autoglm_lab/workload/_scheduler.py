@@ -17,6 +17,7 @@ from ._requests import Request
 if TYPE_CHECKING:
     from ._cache import Session
     from ._config import ServingConfig
+    from ._prefix import PrefixState
 
 __all__ = ["Seq", "Scheduler", "MemoryHost"]
 
@@ -34,6 +35,7 @@ class Seq:
         "kv",
         "last_token",
         "preempted",
+        "prefix",
         "prewarm",
         "processed",
         "req",
@@ -53,6 +55,7 @@ class Seq:
         self.last_token = 0
         self.prewarm = prewarm
         self.preempted = 0
+        self.prefix: PrefixState | None = None  # set while a hashed request holds KV
 
 
 class MemoryHost(Protocol):

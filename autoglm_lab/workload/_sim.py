@@ -5,6 +5,13 @@ snapshot or compact the pool between steps):
 
   arrivals -> close idle sessions / expire TTL entries -> plan the batch (grow KV, admit, preempt)
   -> compute (TinyGLM, or the cost model) -> finish turns (cache or free KV) -> pool.tick -> record
+
+KV reuse (``cache_reuse_strategy`` other than "none"), the vLLM way: KV that no running request
+references stays in the pool as *cached* blocks (`PagedPool.set_cached`: evictable, not counted as
+used). The simulator is the pool's evictor: an allocation that finds no free run evicts cached KV
+(per the strategy) before it can fail. Requests with `Request.block_hashes` (the Mooncake trace)
+reuse prefix blocks across requests (`workload._prefix`); requests without them reuse their
+session's previous turn (`workload._cache`).
 """
 
 from __future__ import annotations
@@ -22,15 +29,16 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..pool import PagedPool, PoolExhausted, PoolStats
-from ._cache import ReuseCache, Session
+from ..pool import Block, PagedPool, PoolExhausted, PoolStats
+from ._cache import CacheEntry, ReuseCache, Session
 from ._config import MODEL_FIELDS, ServingConfig
-from ._kv import KVHandle, KVLayout, SeqKV, make_layout
+from ._kv import KVHandle, KVLayout, PagedKV, SeqKV, make_layout
 from ._model import TinyGLM
+from ._prefix import CACHE_OWNER, Holder, PrefixCache, PrefixEntry, PrefixState
 from ._records import FIELDS, RECENT_KEYS, StepColumns, StepRecord, reason_code
 from ._requests import Request, check_requests
 from ._scheduler import Scheduler, Seq
-from ._summary import summarise
+from ._summary import over_time, summarise
 
 __all__ = ["ServingSim"]
 
@@ -62,6 +70,9 @@ class ServingSim:
         self._recent = StepColumns(cfg.recent_capacity, ring=True)
         self._history = StepColumns(cfg.history_limit, ring=False)
         self._start_state()
+        set_evictor = getattr(pool, "set_evictor", None)
+        if set_evictor is not None:
+            set_evictor(self._evict_for_pool)
 
     # ------------------------------------------------------------------ state
     def _start_state(self) -> None:
@@ -74,6 +85,7 @@ class ServingSim:
         self._followups: list[tuple[float, int, Request]] = []
         self.sched = Scheduler(self)
         self.cache = ReuseCache()
+        self.prefix = PrefixCache(cfg.cache_reuse_strategy)
         self.sessions: dict[int, Session] = {}
         self._idle: OrderedDict[int, Session] = OrderedDict()
         self.closed_sessions: dict[int, tuple[int, float]] = {}  # key -> (session id, closed at)
@@ -83,17 +95,30 @@ class ServingSim:
         self._layout = self._new_layout()
         self.totals: dict[str, float] = dict.fromkeys((
             "failures", "fragmentation_failures", "preemptions", "evictions", "expired", "cache_hits",
-            "cache_lookups", "reused_tokens",
+            "cache_lookups", "reused_tokens", "evicted_entries",
+            "prefix_query_blocks", "prefix_hit_blocks", "prefix_query_tokens", "prefix_hit_tokens",
+            "prefix_copy_bytes", "pool_growths", "growth_s",
             "prefill_tokens", "decode_tokens", "recompute_tokens", "prewarm_tokens", "prewarm_hits", "generated_tokens",
             "finished", "rejected", "truncated"), 0)
         self._ttft: list[float] = []
         self._tpot: list[float] = []
+        self._ttft_at: list[float] = []  # clock of each first token (for over_time)
+        self._tpot_at: list[float] = []  # clock of each finish
         self._peak_util = 0.0
         self._pool_base = (self.pool.compactions, self.pool.compaction_bytes_moved, self.pool.compaction_pause_s)
         self._wall_s = 0.0
         self._until: float | None = None
         self._recent = StepColumns(cfg.recent_capacity, ring=True)
         self._history = StepColumns(cfg.history_limit, ring=False)
+        self._step_counters()
+
+    def _step_counters(self) -> None:
+        """Zero what one step counts (also outside steps: configure and reset may evict)."""
+        self._s_failures = self._s_preemptions = self._s_hits = self._s_finished = 0
+        self._s_prefix_queries = self._s_prefix_hits = 0
+        self._s_alloc_s, self._s_copied, self._s_growth_s = 0.0, 0, 0.0
+        self._s_ttft: list[float] = []
+        self._s_tpot: list[float] = []
 
     def _new_layout(self) -> KVLayout:
         cfg = self._config
@@ -141,6 +166,9 @@ class ServingSim:
                     self.preempt(seq)
                 while self.evict_one():
                     pass
+                self._drop_pinned()
+            if new.cache_reuse_strategy != old.cache_reuse_strategy:
+                self.prefix.set_strategy(new.cache_reuse_strategy)
             if any(getattr(old, f) != getattr(new, f) for f in _LAYOUT_FIELDS):
                 self._layout = self._new_layout()
             if new.recent_capacity != old.recent_capacity:
@@ -171,55 +199,109 @@ class ServingSim:
             self._start_state()
 
     # ------------------------------------------------------------------ memory host (used by the scheduler)
+    def _set_cached(self, blk: Block, cached: bool = True) -> None:
+        set_cached = getattr(self.pool, "set_cached", None)
+        if set_cached is not None:
+            set_cached(blk, cached)
+
+    def _cache_kv(self, kv: SeqKV, cached: bool) -> None:
+        for blk in kv.blocks:
+            self._set_cached(blk, cached)
+
     def reserve(self, seq: Seq, tokens: int) -> bool:
         kv = seq.kv
         assert kv is not None
         if tokens <= kv.capacity:
             return True
-        copied = kv.layout.copied_bytes
+        layout = kv.layout
+        copied, pages = layout.copied_bytes, self.pool.capacity_pages
         t0 = time.perf_counter()
         try:
-            kv.layout.reserve(kv, tokens, seq.processed)
+            layout.reserve(kv, tokens, seq.processed)
         except PoolExhausted as exc:
-            # counted by allocation_failed() only if no eviction can make room
+            self._s_failures += 1  # one failed allocation of the pool (nothing free or evictable)
             self._last_failure_fragmented = exc.free_pages >= exc.pages_requested
             return False
         finally:
+            dt = time.perf_counter() - t0
+            self._s_alloc_s += dt
+            self._s_copied += layout.copied_bytes - copied
+            if self.pool.capacity_pages != pages:  # the pool grew: a real segment allocation in dt
+                self.totals["pool_growths"] += 1
+                price = self._config.cost_growth_s
+                self._s_growth_s += dt if price is None else price
+        st = seq.prefix
+        if st is not None and st.copy_src is not None:  # contiguous prefix hit: copy the reused KV in
+            holder, n = st.copy_src
+            st.copy_src = None
+            nbytes = n * layout.bytes_per_token
+            t0 = time.perf_counter()
+            self.pool.copy_bytes(kv.blocks[0], holder.kv.blocks[0], nbytes)
             self._s_alloc_s += time.perf_counter() - t0
-            self._s_copied += kv.layout.copied_bytes - copied
+            self._s_copied += nbytes
+            self.totals["prefix_copy_bytes"] += nbytes
+            self.prefix.release(holder, self.clock, self._set_cached)
         return True
 
     def _release(self, kv: SeqKV) -> None:
         self._s_alloc_s += kv.layout.release(kv)
 
     def allocation_failed(self) -> None:
-        self._s_failures += 1
         if self._last_failure_fragmented:  # enough free memory, but no run long enough
             self.totals["fragmentation_failures"] += 1
 
+    def _evict_for_pool(self, pages: int) -> int:
+        """The pool's evictor: free one victim of the reuse strategy; blocks freed (0: none evictable)."""
+        return self._evict()
+
     def evict_one(self) -> bool:
-        entry = self.cache.oldest()
+        return self._evict() > 0
+
+    def _evict(self) -> int:
+        unit = self.prefix.victim()
+        while unit is not None:
+            blocks = self.prefix.drop(unit)
+            self._s_alloc_s += unit.layout.free_blocks(blocks)
+            self.totals["evicted_entries"] += 1
+            if blocks:
+                return len(blocks)
+            unit = self.prefix.victim()  # an entry holding no whole KV block frees nothing: go on
+        entry = self._session_victim()
         if entry is None:
-            return False
+            return 0
         self.cache.pop(entry.session.key)
+        freed = len(entry.kv.blocks)
         self._release(entry.kv)
-        self._s_evictions += 1
+        self.totals["evicted_entries"] += 1
         if entry.session.turns >= 2 and not entry.prewarmed:  # hot: warm it again once memory frees up
             self._cold[entry.session.key] = (entry.session, entry.tokens)
             self._cold.move_to_end(entry.session.key)
             while len(self._cold) > 1024:
                 self._cold.popitem(last=False)
-        return True
+        return max(1, freed)
+
+    def _session_victim(self) -> CacheEntry | None:
+        if self._config.cache_reuse_strategy != "lfu":
+            return self.cache.oldest()
+        best = None
+        for entry in self.cache:  # oldest first: min() keeps the first of equals
+            if best is None or entry.session.turns < best.session.turns:
+                best = entry
+        return best
 
     def attach_kv(self, seq: Seq) -> None:
         if seq.kv is not None:
             return
-        if seq.req.prefix_tokens and not seq.prewarm and not seq.preempted \
-                and self._config.cache_reuse_strategy != "none":
+        cfg = self._config
+        if seq.req.block_hashes and not seq.prewarm and cfg.cache_reuse_strategy != "none":
+            self._attach_prefix(seq)
+            return
+        if seq.req.prefix_tokens and not seq.prewarm and not seq.preempted and cfg.cache_reuse_strategy != "none":
             self.totals["cache_lookups"] += 1
             entry = self.cache.pop(seq.session.key)
             if entry is not None:
                 seq.kv = entry.kv
+                self._cache_kv(entry.kv, False)
                 if entry.prewarmed:
                     self.totals["prewarm_hits"] += 1
                 seq.processed = min(entry.tokens, seq.req.prefix_tokens, seq.context - 1)
@@ -229,13 +311,129 @@ class ServingSim:
         seq.kv = self._layout.new(seq.session.key)
         seq.processed = 0
 
+    def _attach_prefix(self, seq: Seq) -> None:
+        """Reuse the longest cached run of the request's leading prefix blocks (see `workload._prefix`)."""
+        layout, cache, req = self._layout, self.prefix, seq.req
+        kv = seq.kv = layout.new(seq.session.key)
+        st = seq.prefix = PrefixState()
+        hashes, size, prompt = req.block_hashes, req.hash_block_tokens, req.prompt_tokens
+        if not seq.preempted:
+            cache.count(hashes)
+        matched = cache.match(hashes, layout)
+        reuse = 0
+        if matched:
+            if isinstance(layout, PagedKV):
+                bt = layout.block_tokens
+                blocks: list[Block] = []
+                upto = 0
+                for i, e in enumerate(matched):  # whole KV blocks, in order
+                    if e.blocks:
+                        if e.first_kv != len(blocks):
+                            break
+                        blocks.extend(e.blocks)
+                    upto = i + 1
+                share = min(len(blocks), (prompt - 1) // bt)  # the last prompt token is always computed
+                covered = 0
+                for e in matched[:upto]:
+                    if covered >= share:
+                        break
+                    cache.acquire(e, self._set_cached)
+                    st.entries.append(e)
+                    covered += len(e.blocks)
+                kv.blocks = blocks[:share]
+                kv.capacity = share * bt
+                st.shared = share
+                reuse = share * bt
+            else:
+                last = matched[-1]
+                reuse = min(len(matched) * size, last.tokens, prompt - 1)
+                if reuse > 0 and last.holder is not None:
+                    cache.acquire(last.holder, self._set_cached)
+                    st.copy_src = (last.holder, reuse)
+                else:
+                    reuse = 0
+            for e in matched:
+                e.uses += 1
+        seq.processed = reuse
+        st.next_block = len(matched)
+        st.query_blocks, st.hit_blocks, st.hit_tokens = len(hashes), len(matched), reuse
+        self._count_prefix(st, prompt, 1)
+
+    def _count_prefix(self, st: PrefixState, prompt: int, sign: int) -> None:
+        tot = self.totals
+        tot["prefix_query_blocks"] += sign * st.query_blocks
+        tot["prefix_hit_blocks"] += sign * st.hit_blocks
+        tot["prefix_query_tokens"] += sign * prompt
+        tot["prefix_hit_tokens"] += sign * st.hit_tokens
+        self._s_prefix_queries += sign * st.query_blocks
+        self._s_prefix_hits += sign * st.hit_blocks
+        tot["cache_lookups"] += sign * st.query_blocks  # cache_* count sessions and prefix blocks together
+        self._s_hits += sign * st.hit_blocks
+
+    def _register(self, seq: Seq) -> None:
+        """Register the prefix blocks ``seq`` has finished computing (first come: an id already cached stays)."""
+        st, req, kv = seq.prefix, seq.req, seq.kv
+        assert st is not None and kv is not None
+        hashes, size, prompt = req.block_hashes, req.hash_block_tokens, req.prompt_tokens
+        cache, layout = self.prefix, kv.layout
+        paged = isinstance(layout, PagedKV)
+        while st.next_block < len(hashes):
+            h = st.next_block
+            end = min((h + 1) * size, prompt)
+            if seq.processed < end:
+                return
+            st.next_block += 1
+            hid = hashes[h]
+            if hid in cache.entries:
+                continue
+            if paged:  # the whole KV blocks whose last token lies in this prefix block (maybe none)
+                bt = layout.block_tokens
+                first, last = max(h * size // bt, st.shared), max(end // bt, st.shared)
+                e = PrefixEntry(hid, h, end, layout)
+                e.first_kv = first
+                e.blocks = kv.blocks[first:last]
+                for blk in e.blocks:  # the cache owns them now (not a leak when the session closes)
+                    layout.owners[blk.id] = (blk, CACHE_OWNER)
+                st.entries.append(e)
+            else:
+                if st.holder is None:
+                    st.holder = Holder(kv)
+                e = PrefixEntry(hid, h, end, layout)
+                e.holder = st.holder
+                st.holder.entries.append(e)
+            cache.entries[hid] = e
+
+    def _release_prefix(self, seq: Seq) -> None:
+        """Drop ``seq``'s KV: shared and registered blocks stay with the cache, the rest is freed."""
+        st, kv = seq.prefix, seq.kv
+        assert st is not None and kv is not None
+        cache, now = self.prefix, self.clock
+        if st.copy_src is not None:
+            cache.release(st.copy_src[0], now, self._set_cached)
+            st.copy_src = None
+        if st.holder is not None:  # contiguous: the buffer holds entries, the cache keeps it
+            for blk in kv.blocks:
+                kv.layout.owners[blk.id] = (blk, CACHE_OWNER)
+            cache.release(st.holder, now, self._set_cached)
+        else:
+            keep = {blk.id for e in st.entries for blk in e.blocks}
+            self._s_alloc_s += kv.layout.release(kv, keep)
+            for e in st.entries:
+                cache.release(e, now, self._set_cached)
+        seq.prefix = None
+        seq.kv = None
+
     def detach_kv(self, seq: Seq) -> None:
         """Undo `attach_kv` for a sequence that goes on waiting (a cached KV goes back to the cache)."""
         kv = seq.kv
         if kv is None:
             return
-        if seq.processed and self._config.cache_reuse_strategy != "none" and seq.preempted == 0:
+        if seq.prefix is not None:
+            self._count_prefix(seq.prefix, seq.req.prompt_tokens, -1)
+            self._release_prefix(seq)
+        elif seq.processed and self._config.cache_reuse_strategy != "none" and seq.preempted == 0:
             self.cache.put(seq.session, kv, seq.processed, self.clock)
+            self._cache_kv(kv, True)
             self._s_hits -= 1
             self.totals["cache_lookups"] -= 1
             self.totals["reused_tokens"] -= seq.processed
@@ -244,10 +442,15 @@ class ServingSim:
         seq.kv = None
         seq.processed = 0
 
-    def preempt(self, seq: Seq) -> None:
-        if seq.kv is not None:
+    def _drop_kv(self, seq: Seq) -> None:
+        if seq.prefix is not None:
+            self._release_prefix(seq)
+        elif seq.kv is not None:
             self._release(seq.kv)
-            seq.kv = None
+        seq.kv = None
+
+    def preempt(self, seq: Seq) -> None:
+        self._drop_kv(seq)
         seq.processed = 0
         seq.preempted += 1
         self._s_preemptions += 1
@@ -255,13 +458,19 @@ class ServingSim:
     def reject(self, seq: Seq) -> None:
         if not seq.prewarm:
             self.totals["rejected"] += 1
-        if seq.kv is not None:
-            self._release(seq.kv)
-            seq.kv = None
+        self._drop_kv(seq)
         self._end_turn(seq)
 
     def room_bytes(self) -> int:
-        return self.pool.stats().free_bytes + self.cache.bytes
+        """Free plus evictable (cached) pool bytes: what admissions may count on."""
+        st = self.pool.stats()
+        return st.free_bytes + getattr(st, "cached_bytes", self.cache.bytes)
+
+    def _drop_pinned(self) -> None:
+        """Free every unreferenced prefix unit, pinned ones too (a new model invalidates all KV)."""
+        for unit in self.prefix.units():
+            if unit.refs == 0:
+                self._s_alloc_s += unit.layout.free_blocks(self.prefix.drop(unit))
 
     # ------------------------------------------------------------------ sessions and arrivals
     def _open(self, req: Request) -> Session:
@@ -317,6 +526,8 @@ class ServingSim:
         if not self._config.leak_sessions:  # the bug: a closed session forgets its KV
             for kv in kvs:
                 self._release(kv)
+        elif entry is not None:
+            self._cache_kv(entry.kv, False)  # leaked: referenced by nobody, yet never evictable
 
     def _expire(self) -> None:
         cfg = self._config
@@ -331,11 +542,18 @@ class ServingSim:
             for entry in self.cache.expired(self.clock, cfg.cache_ttl_s):
                 self._release(entry.kv)
                 self.totals["expired"] += 1
+            for unit in self.prefix.expired(self.clock, cfg.cache_ttl_s):
+                self._s_alloc_s += unit.layout.free_blocks(self.prefix.drop(unit))
+                self.totals["expired"] += 1
 
     def _prewarm(self) -> None:
-        """Recompute the KV of the most recently evicted hot session when nothing waits and half of
+        """Prefix blocks: every 256 steps, pin the cached units whose blocks were requested most often so
+        far, up to ``prewarm_fraction`` of the pool's pages (no strategy evicts them).
+        Sessions: recompute the KV of the most recently evicted hot session when nothing waits and half of
         the pool is free (pre-warming uses idle capacity only: it never evicts, and warms a session once)."""
         cfg = self._config
+        if cfg.prewarm and cfg.cache_reuse_strategy != "none" and self.prefix.entries and self.steps % 256 == 0:
+            self.prefix.pin_hottest(int(cfg.prewarm_fraction * self.pool.capacity_pages))
         if not (cfg.prewarm and cfg.cache_reuse_strategy != "none" and self._cold) or self.sched.waiting \
                 or self.pool.stats().free_ratio < 0.5:
             return
@@ -367,23 +585,27 @@ class ServingSim:
         cfg = self._config
         kv = seq.kv
         assert kv is not None
-        seq.kv = None
-        if seq.prewarm or cfg.cache_reuse_strategy != "none":
+        if seq.prefix is not None:
+            self._release_prefix(seq)
+        elif seq.prewarm or cfg.cache_reuse_strategy != "none":
             old = self.cache.put(seq.session, kv, seq.processed, self.clock, prewarmed=seq.prewarm)
+            self._cache_kv(kv, True)
             if old is not None:
                 self._release(old)
         elif cfg.leak_sessions:
             seq.session.held.append(kv)  # the bug keeps it on the session instead of freeing it
         else:
             self._release(kv)
+        seq.kv = None
         if not seq.prewarm:
             self._s_finished += 1
             self.totals["finished"] += 1
             self.totals["generated_tokens"] += seq.generated
-            if seq.first_token_s is not None:
-                self._ttft.append(seq.first_token_s - seq.arrival_s)
-                if seq.generated > 1:
-                    self._tpot.append((self.clock - seq.first_token_s) / (seq.generated - 1))
+            if seq.first_token_s is not None and seq.generated > 1:
+                tpot = (self.clock - seq.first_token_s) / (seq.generated - 1)
+                self._tpot.append(tpot)
+                self._tpot_at.append(self.clock)
+                self._s_tpot.append(tpot)
         self._end_turn(seq)
 
     # ------------------------------------------------------------------ one step
@@ -393,8 +615,8 @@ class ServingSim:
         pool, cfg = self.pool, self._config
         with pool.lock:
             base = (pool.compactions, pool.compaction_pause_s, pool.compaction_bytes_moved)
-            self._s_failures = self._s_preemptions = self._s_evictions = self._s_hits = self._s_finished = 0
-            self._s_alloc_s, self._s_copied = 0.0, 0
+            self._step_counters()
+            evicted = self._evicted()
             self._arrivals()
             if not self.sched.waiting and not self.sched.running:
                 self._idle_skip()
@@ -408,13 +630,16 @@ class ServingSim:
             moved = pool.compaction_bytes_moved - base[2]
             if cfg.compute == "model":
                 latency = time.perf_counter() - t_wall
+            elif batch:  # growing the pool costs the segment allocation it really took
+                latency = self._cost(batch) + (self._s_copied + moved) / cfg.copy_bytes_per_s + self._s_growth_s
             else:
-                latency = self._cost(batch) + (self._s_copied + moved) / cfg.copy_bytes_per_s if batch else 0.0
+                latency = 0.0
+            self.totals["growth_s"] += self._s_growth_s
             self._advance(latency)
             prefill, decode = self._progress(batch, nxt)
             if cfg.check_invariants:
                 pool.check_invariants()
-            rec = self._record(batch, latency, prefill, decode, base)
+            rec = self._record(batch, latency, prefill, decode, base, self._evicted() - evicted)
         self._wall_s += time.perf_counter() - t_wall
         return rec
 
@@ -453,6 +678,8 @@ class ServingSim:
                 if key:
                     tot[key] += n
             seq.processed += n
+            if seq.prefix is not None:
+                self._register(seq)
             if seq.processed < seq.context:
                 continue
             if seq.prewarm:
@@ -461,6 +688,9 @@ class ServingSim:
             seq.generated += 1
             if seq.first_token_s is None:
                 seq.first_token_s = self.clock
+                self._ttft.append(self.clock - seq.arrival_s)
+                self._ttft_at.append(self.clock)
+                self._s_ttft.append(self.clock - seq.arrival_s)
             if nxt is not None:
                 seq.last_token = nxt[i]
             if seq.generated >= seq.req.output_tokens:
@@ -479,14 +709,17 @@ class ServingSim:
                 self._finish(seq)
         return prefill, decode
 
+    def _evicted(self) -> int:
+        return sum(lay.evicted for lay in self._layouts)
+
     def _record(self, batch: list[tuple[Seq, int]], latency: float, prefill: int, decode: int,
-                base: tuple[int, float, int]) -> StepRecord:
+                base: tuple[int, float, int], evicted: int) -> StepRecord:
         pool, tot = self.pool, self.totals
         st = pool.stats()
         ran = pool.compactions - base[0]
         tot["failures"] += self._s_failures
         tot["preemptions"] += self._s_preemptions
-        tot["evictions"] += self._s_evictions
+        tot["evictions"] += evicted
         tot["cache_hits"] += self._s_hits
         self._peak_util = max(self._peak_util, st.utilisation)
         rec = StepRecord(
@@ -496,9 +729,13 @@ class ServingSim:
             compaction_bytes_moved=pool.compaction_bytes_moved - base[2], batch_size=len(batch),
             tokens=prefill + decode, prefill_tokens=prefill, decode_tokens=decode,
             queue_length=len(self.sched.waiting), finished=self._s_finished, failures=self._s_failures,
-            preemptions=self._s_preemptions, evictions=self._s_evictions, cache_hits=self._s_hits,
+            preemptions=self._s_preemptions, evictions=evicted, cache_hits=self._s_hits,
             utilisation=st.utilisation, external_fragmentation=st.external_fragmentation,
             kv_fragmentation=self._kv_fragmentation(st), used_bytes=st.used_bytes,
+            cached_bytes=getattr(st, "cached_bytes", 0), free_bytes=st.free_bytes,
+            ttft_s=sum(self._s_ttft) / len(self._s_ttft) if self._s_ttft else math.nan,
+            tpot_s=sum(self._s_tpot) / len(self._s_tpot) if self._s_tpot else math.nan,
+            prefix_queries=self._s_prefix_queries, prefix_hits=self._s_prefix_hits, running=len(self.sched.running),
         )
         self.steps += 1
         self._recent.append(rec)
@@ -576,6 +813,16 @@ class ServingSim:
         return sorted(out, key=lambda d: d["block_id"])
 
     def summary(self) -> dict[str, Any]:
-        """Totals and percentiles of the run so far (see `autoglm_lab.workload._summary`)."""
+        """Totals and percentiles of the run so far; what each memory and cache figure counts (used,
+        cached, free, failures, evictions, prefix-cache counters) is in `workload._summary.summarise`."""
         with self.pool.lock:
             return summarise(self)
+
+    def over_time(self, bins: int = 10) -> pd.DataFrame:
+        """The run so far in ``bins`` equal slices of simulated time: TTFT/TPOT percentiles, queue,
+        used/cached/free memory, fragmentation, failures and throughput per slice (how the server slows
+        down as it runs; see `workload._summary.over_time`)."""
+        if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= 10_000:
+            raise ValueError(f"bins={bins!r} is not allowed: use an integer from 1 to 10000")
+        with self.pool.lock:
+            return over_time(self, bins)

@@ -1,15 +1,17 @@
-"""`summarise`: the numbers a run is judged by (the dict returned by `ServingSim.summary`)."""
+"""`summarise`: the numbers a run is judged by (the dict returned by `ServingSim.summary`), and
+`over_time`: the same figures per slice of simulated time (the slowdown as it happens)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 if TYPE_CHECKING:
     from ._sim import ServingSim
 
-__all__ = ["summarise"]
+__all__ = ["summarise", "over_time"]
 
 
 def _pct(values: np.ndarray | list[float], q: float) -> float:
@@ -17,13 +19,41 @@ def _pct(values: np.ndarray | list[float], q: float) -> float:
 
 
 def summarise(sim: ServingSim) -> dict[str, Any]:
+    """Totals of the run so far. Memory, counted the way vLLM counts its block pool:
+
+    used_bytes / cached_bytes / free_bytes (and capacity_bytes): the pool now; *used* is KV that a
+        running request (or a leak) references, *cached* is reusable KV that nothing references
+        (evictable: it never blocks an allocation), *free* is the rest. ``kv_usage`` = used / capacity,
+        ``peak_utilisation`` the highest referenced share of the capacity seen after a step.
+    failures: the pool's *failed allocations* made by this simulator, the same count as the pool's
+        ``failed_allocations`` and the dashboard's stats panel: allocations that found no free run
+        after merging free runs, growing the pool, evicting every evictable cached block and (when
+        compaction is on) compacting. Each one makes the scheduler defer an admission, preempt a
+        sequence or reject a request. ``fragmentation_failures``: those with enough free pages in all,
+        but no run long enough.
+    evictions: cached KV blocks freed, for room or by TTL or a closed session (the pool counts the
+        same); ``evicted_entries``: cache entries (prefix units or session turns) evicted for room;
+        ``expired``: entries dropped by TTL.
+    prefix_cache_*: vLLM-style prefix-cache counters for requests with block hashes: queries and hits in
+        prefix blocks (a hit: the block is in the cache when the request is admitted, as part of the
+        leading run) and in tokens (hit tokens: prompt tokens whose KV was reused, never the last one);
+        ``prefix_cache_hit_rate`` = hit blocks / query blocks. ``prefix_copy_bytes``: KV bytes the
+        contiguous layout copied into new buffers to reuse a prefix (paged shares blocks instead).
+    cache_lookups / cache_hits / cache_hit_rate: session reuse (turns of requests without block hashes)
+        plus prefix blocks; the hit rate is the prefix block hit rate when there were prefix queries.
+    """
     tot, pool = sim.totals, sim.pool
     hist = sim._history.arrays(keys=("step_latency_s", "batch_size", "external_fragmentation", "kv_fragmentation"))
     busy = hist["batch_size"] > 0
     step_lat = hist["step_latency_s"][busy]
     leaks = sim.leaks()
-    lookups = int(tot["cache_lookups"])
+    lookups, hits = int(tot["cache_lookups"]), int(tot["cache_hits"])  # sessions and prefix blocks
+    pq, ph = int(tot["prefix_query_blocks"]), int(tot["prefix_hit_blocks"])
+    pqt, pht = int(tot["prefix_query_tokens"]), int(tot["prefix_hit_tokens"])
+    session_lookups, session_hits = lookups - pq, hits - ph
     base_compactions, base_moved, base_pause = sim._pool_base
+    st = pool.stats()
+    cached = int(getattr(st, "cached_bytes", 0))
     return {
         "steps": sim.steps,
         "sim_time_s": sim.clock,
@@ -54,16 +84,71 @@ def summarise(sim: ServingSim) -> dict[str, Any]:
         "compactions": pool.compactions - base_compactions,
         "compaction_bytes_moved": pool.compaction_bytes_moved - base_moved,
         "compaction_pause_s": pool.compaction_pause_s - base_pause,
+        "pool_growths": int(tot["pool_growths"]),
+        "growth_s": float(tot["growth_s"]),
+        "capacity_bytes": st.capacity_bytes,
+        "used_bytes": st.used_bytes,
+        "cached_bytes": cached,
+        "free_bytes": st.free_bytes,
+        "kv_usage": st.used_bytes / st.capacity_bytes if st.capacity_bytes else 0.0,
         "peak_utilisation": sim._peak_util,
         "mean_external_fragmentation": float(hist["external_fragmentation"][busy].mean()) if busy.any() else 0.0,
         "mean_kv_fragmentation": float(hist["kv_fragmentation"][busy].mean()) if busy.any() else 0.0,
         "cache_lookups": lookups,
-        "cache_hits": int(tot["cache_hits"]),
-        "cache_hit_rate": tot["cache_hits"] / lookups if lookups else 0.0,
-        "cache_bytes_saved": int(tot["reused_tokens"]) * sim.layout.bytes_per_token,
+        "cache_hits": hits,
+        "cache_hit_rate": (ph / pq if pq else session_hits / session_lookups if session_lookups else 0.0),
+        "cache_bytes_saved": int(tot["reused_tokens"] + tot["prefix_hit_tokens"]) * sim.layout.bytes_per_token,
+        "prefix_cache_queries": pq,
+        "prefix_cache_hits": ph,
+        "prefix_cache_hit_rate": ph / pq if pq else 0.0,
+        "prefix_cache_query_tokens": pqt,
+        "prefix_cache_hit_tokens": pht,
+        "prefix_cache_token_hit_rate": pht / pqt if pqt else 0.0,
+        "prefix_copy_bytes": int(tot["prefix_copy_bytes"]),
+        "prefix_cache_entries": len(sim.prefix),
+        "pinned_bytes": sim.prefix.pinned_pages() * pool.page_size,
         "evictions": int(tot["evictions"]),
+        "evicted_entries": int(tot["evicted_entries"]),
         "expired": int(tot["expired"]),
-        "cached_bytes": sim.cache.bytes,
         "leaked_blocks": len(leaks),
         "leaked_bytes": sum(d["nbytes"] for d in leaks),
     }
+
+
+def over_time(sim: ServingSim, bins: int = 10) -> pd.DataFrame:
+    """The run cut into ``bins`` equal slices of simulated time (from the first to the last step kept):
+    per slice, TTFT and TPOT percentiles of the requests whose first token (TTFT) or last token (TPOT)
+    fell in it, the mean queue and running batch, mean used / cached / free MiB, mean KV fragmentation,
+    failed allocations, preemptions and tokens per simulated second."""
+    cols = sim._history.arrays()
+    time_s = cols["time_s"]
+    if not len(time_s):
+        return pd.DataFrame()
+    start = time_s[0] - cols["step_latency_s"][0]
+    edges = np.linspace(start, time_s[-1], bins + 1)
+    edges[-1] = np.nextafter(edges[-1], np.inf)
+    step_bin = np.clip(np.searchsorted(edges, time_s, side="right") - 1, 0, bins - 1)
+    ttft_at, ttft = np.asarray(sim._ttft_at), np.asarray(sim._ttft)
+    tpot_at, tpot = np.asarray(sim._tpot_at), np.asarray(sim._tpot)
+    mib = float(1 << 20)
+    rows = []
+    for b in range(bins):
+        lo, hi = edges[b], edges[b + 1]
+        m = step_bin == b
+        ft = ttft[(ttft_at >= lo) & (ttft_at < hi)]
+        fp = tpot[(tpot_at >= lo) & (tpot_at < hi)]
+        span = hi - lo
+        rows.append({
+            "t_start_s": lo, "t_end_s": min(hi, float(time_s[-1])), "steps": int(m.sum()),
+            "ttft_p50_s": _pct(ft, 50), "ttft_p99_s": _pct(ft, 99), "tpot_p50_s": _pct(fp, 50),
+            "tpot_p99_s": _pct(fp, 99), "first_tokens": len(ft), "finished": len(fp),
+            "queue_mean": float(cols["queue_length"][m].mean()) if m.any() else float("nan"),
+            "running_mean": float(cols["running"][m].mean()) if m.any() else float("nan"),
+            "used_mib": float(cols["used_bytes"][m].mean()) / mib if m.any() else float("nan"),
+            "cached_mib": float(cols["cached_bytes"][m].mean()) / mib if m.any() else float("nan"),
+            "free_mib": float(cols["free_bytes"][m].mean()) / mib if m.any() else float("nan"),
+            "kv_fragmentation": float(cols["kv_fragmentation"][m].mean()) if m.any() else float("nan"),
+            "failures": int(cols["failures"][m].sum()), "preemptions": int(cols["preemptions"][m].sum()),
+            "tokens_per_s": float(cols["tokens"][m].sum()) / span if span > 0 else float("nan"),
+        })
+    return pd.DataFrame(rows)

@@ -179,7 +179,7 @@ def test_apply_says_what_the_pool_becomes_and_builds_it() -> None:
 def test_the_trace_keeps_the_charts_window_of_simulated_time() -> None:
     from autoglm_lab.workload import demo_setup
 
-    pool, sim = demo_setup(device="cpu", limit=400)
+    pool, sim = demo_setup(device="cpu", limit=400, trace="azure", time_scale=4.0)
     dash = Dashboard(pool, sim)
     assert dash.trace.window_s == dash.heatmap.window_s
     while dash.sim.clock < 1.5 * dash.trace.window_s and not dash.sim.done:

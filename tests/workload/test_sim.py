@@ -172,11 +172,27 @@ def test_model_compute_serves_requests_from_the_pool(make_pool, layout: str) -> 
     assert s["cache_hits"] > 0 and s["step_latency_p50_s"] > 0
 
 
-def test_refusals_cured_by_an_eviction_are_not_failures(make_pool) -> None:
+def test_cached_kv_is_evictable_not_used_and_failures_mean_the_pools(make_pool) -> None:
     pool = make_pool("16MiB")
     sim, lru = run(pool, CHAT, cache_reuse_strategy="lru")
-    # the cache filled the pool, so the pool refused allocations until an eviction made room ...
-    assert lru["evictions"] > 0 and pool.stats().failed_allocations > 0
-    # ... but every request was served: those refusals are not failures of the server
-    assert lru["requests_done"] == len(CHAT) and lru["failures"] < pool.stats().failed_allocations
+    st = pool.stats()
+    # the cache filled the pool; allocations evicted cached KV instead of failing
+    assert lru["requests_done"] == len(CHAT) and lru["evictions"] > 0
+    assert lru["evictions"] == st.evictions and lru["failures"] == st.failed_allocations == 0
     assert int(sim.results()["failures"].sum()) == lru["failures"]
+    assert int(sim.results()["evictions"].sum()) == lru["evictions"]
+    # at the end nothing runs: every kept KV block is cached, none used
+    assert st.used_bytes == 0 and st.cached_bytes > 0 and st.utilisation == 0.0
+    assert lru["used_bytes"] + lru["cached_bytes"] + lru["free_bytes"] == lru["capacity_bytes"] == st.capacity_bytes
+    assert (lru["used_bytes"], lru["cached_bytes"], lru["free_bytes"]) == (st.used_bytes, st.cached_bytes,
+                                                                          st.free_bytes)
+    assert {b.id for b in pool.blocks() if b.cached} == {b.id for e in sim.cache for b in e.kv.blocks}
+    df = sim.results()
+    assert ((df.used_bytes + df.cached_bytes + df.free_bytes) == st.capacity_bytes).all()
+
+
+def test_failures_are_the_pools_failed_allocations(make_pool) -> None:
+    pool = make_pool(compaction="off")
+    _, s = run(pool, BUSY, kv_layout="contiguous")
+    assert s["failures"] == pool.stats().failed_allocations > 0
+    assert s["fragmentation_failures"] <= s["failures"]
