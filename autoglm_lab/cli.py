@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .pool import COMPACTION_MODES, COMPACTION_STRATEGIES
+from .workload import LAYOUTS, REUSE_STRATEGIES
 
 if TYPE_CHECKING:
     from .pool import PagedPool, PoolSnapshot
@@ -114,8 +115,8 @@ def _pool_options(p: argparse.ArgumentParser, *, page: str, size: str) -> None:
     g.add_argument("--threshold", type=float, default=0.3, help="fragmentation_threshold_factor (default 0.3)")
     g.add_argument("--device", default="auto", help=_DEVICE_HELP)
     g = p.add_argument_group("serving")
-    g.add_argument("--kv-layout", choices=("contiguous", "paged"), default="contiguous")
-    g.add_argument("--cache-reuse", choices=("none", "lru", "ttl"), default="lru",
+    g.add_argument("--kv-layout", choices=LAYOUTS, default="contiguous")
+    g.add_argument("--cache-reuse", choices=REUSE_STRATEGIES, default="lru",
                    help="cache_reuse_strategy (default lru)")
     g.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
 
@@ -135,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a standalone HTML report.")
     p.add_argument("--steps", type=_positive_int, default=6000, help="simulator steps (default 6000)")
     p.add_argument("--snapshots", type=_positive_int, default=60, help="snapshots for the heatmap (default 60)")
-    p.add_argument("--kv-layout", choices=("contiguous", "paged"), default="contiguous")
+    p.add_argument("--kv-layout", choices=LAYOUTS, default="contiguous")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     p.add_argument("--out", type=Path, default=Path("autoglm_lab_demo.html"), help="report path")

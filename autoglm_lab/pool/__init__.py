@@ -27,7 +27,7 @@ race to avoid (a pinned block cannot be freed: `PinnedBlockError`). A block's pu
 """
 
 from ._block import Block
-from ._check import check_fraction, check_int, check_number
+from ._check import check_fraction, check_int, check_number, is_int, is_number
 from ._config import (
     CHOICES,
     COALESCE_MODES,
@@ -58,5 +58,6 @@ __all__ = [
     "HEAT_METRICS", "InvalidBlockError", "LIVE_FIELDS", "PageState", "PagedPool", "PinnedBlockError",
     "PoolConfig", "PoolError", "PoolExhausted", "PoolSnapshot", "PoolStats", "SNAPSHOT_VERSION",
     "SegmentStorage", "check_fraction", "check_int", "check_number", "default_compaction_service",
-    "format_size", "free_runs", "parse_size", "resolve_device", "set_default_compaction_service",
+    "format_size", "free_runs", "is_int", "is_number", "parse_size", "resolve_device",
+    "set_default_compaction_service",
 ]

@@ -137,6 +137,18 @@ def _budgets(dash: Dashboard) -> list[tuple[str, int]]:
                                     for n in (1, 4, 16, 64, 256)]
 
 
+def _workload_choice(name: str, default: str) -> Callable[[Dashboard], Sequence[str]]:
+    """The workload's registry ``name``, read when a dashboard with a simulator is built (the widget
+    imports without the workload; without a simulator the control is greyed out on its default)."""
+    def options(dash: Dashboard) -> Sequence[str]:
+        if dash.sim is None:
+            return (default,)
+        from .. import workload
+
+        return tuple(getattr(workload, name))
+    return options
+
+
 def _strategies(dash: Dashboard) -> list[str]:
     # offer what this PoolConfig accepts (the compactor may know more than the config)
     ok = []
@@ -261,10 +273,12 @@ CONTROLS: tuple[Control, ...] = (
             act=lambda d, _: d.rebuild(), idle=_unless_pending),
     Control("kv_layout", "KV layout", "sim", toggles("92px"), _WORKLOAD,
             "contiguous: one block per sequence, copied when it grows · paged: fixed-size KV blocks. "
-            "Applies to sequences admitted from now on", options=("contiguous", "paged"), default="contiguous"),
+            "Applies to sequences admitted from now on", options=_workload_choice("LAYOUTS", "contiguous"),
+            default="contiguous"),
     Control("cache_reuse_strategy", "cache reuse", "sim", dropdown(), _WORKLOAD,
-            "What happens to a finished turn's KV: none (freed), lru (kept, evicted oldest first), "
-            "ttl (kept until it expires)", options=("none", "lru", "ttl"), default="none"),
+            "What happens to a finished request's KV: none (freed), lru (kept as evictable cache, least "
+            "recently used evicted first), ttl (kept until it expires), lfu (least frequently used first)",
+            options=_workload_choice("REUSE_STRATEGIES", "none"), default="none"),
     Control("request_rate_scale", "request rate ×", "sim", log_slider(-1, 1, 0.05), _WORKLOAD,
             "Replays the trace's arrivals this many times faster (load, not the pace you watch at)", default=1.0),
     Control("pace", "pace", "view", dropdown(), _WORKLOAD,

@@ -7,17 +7,18 @@ sim.run(steps=500); sim.summary(); sim.results(); sim.recent_steps(256)
 ```
 """
 
-from ._config import ServingConfig
+from ._config import COMPUTE_MODES, REUSE_STRATEGIES, ServingConfig
 from ._demo import demo_requests, demo_setup, demo_trace_path, mooncake_trace_path, shipped_trace_path
-from ._kv import ContiguousKV, KVLayout, PagedKV, SeqKV
+from ._kv import LAYOUTS, ContiguousKV, KVLayout, PagedKV, SeqKV
 from ._model import ModelConfig, TinyGLM
-from ._records import RECENT_KEYS, StepRecord
+from ._records import RECENT_KEYS, RunMetrics, StepRecord
 from ._requests import MAX_ARRIVAL_S, MAX_TOKENS, Request, check_requests, synthetic_requests
 from ._sim import ServingSim
 from ._trace import TraceError, load_trace
 
 __all__ = [
-    "ServingSim", "ServingConfig", "StepRecord", "RECENT_KEYS",
+    "ServingSim", "ServingConfig", "StepRecord", "RunMetrics", "RECENT_KEYS",
+    "LAYOUTS", "REUSE_STRATEGIES", "COMPUTE_MODES",
     "TinyGLM", "ModelConfig",
     "Request", "synthetic_requests", "check_requests", "load_trace", "TraceError", "MAX_TOKENS", "MAX_ARRIVAL_S",
     "KVLayout", "ContiguousKV", "PagedKV", "SeqKV",

@@ -12,14 +12,20 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..pool import check_int
+from ._kv import LAYOUTS
 from ._model import DTYPES, ModelConfig
 
-__all__ = ["ServingConfig", "MODEL_FIELDS"]
+__all__ = ["ServingConfig", "MODEL_FIELDS", "REUSE_STRATEGIES", "COMPUTE_MODES"]
 
+# The workload's enumerations, defined once: validation, the CLI's choices and the dashboard's options
+# read these (KV layouts live with their classes in _kv).
+REUSE_STRATEGIES = ("none", "lru", "ttl", "lfu")
+COMPUTE_MODES = ("none", "model")
 _CHOICES: dict[str, tuple[Any, ...]] = {
-    "kv_layout": ("contiguous", "paged"),
-    "compute": ("none", "model"),
-    "cache_reuse_strategy": ("none", "lru", "ttl", "lfu"),
+    "kv_layout": LAYOUTS,
+    "compute": COMPUTE_MODES,
+    "cache_reuse_strategy": REUSE_STRATEGIES,
     "model_dtype": tuple(DTYPES),
     "adaptive_batching": (True, False),
     "prewarm": (True, False),
@@ -120,9 +126,9 @@ class ServingConfig:
             if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
                 raise ValueError(f"{name}={value!r} is not allowed: choose one of {', '.join(map(repr, allowed))}")
         for name, (low, high) in _INTS.items():
-            _check_int(name, getattr(self, name), low, high)
+            check_int(name, getattr(self, name), low, high)
         if self.block_tokens is not None:
-            _check_int("block_tokens", self.block_tokens, 1, 1 << 20)
+            check_int("block_tokens", self.block_tokens, 1, 1 << 20)
         for name, (low, optional) in _FLOATS.items():
             value = getattr(self, name)
             if value is None and optional:
@@ -155,7 +161,3 @@ class ServingConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name}={value!r} is not allowed: use an integer from {low} to {high}")

@@ -6,13 +6,13 @@ memory stays bounded however long the simulator runs (the history drops its olde
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from ..pool import COMPACT_REASONS
 
-__all__ = ["StepRecord", "StepColumns", "FIELDS", "RECENT_KEYS", "reason_code"]
+__all__ = ["RunMetrics", "StepRecord", "StepColumns", "FIELDS", "RECENT_KEYS", "reason_code"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +120,18 @@ def _values(rec: StepRecord) -> tuple[float | int, ...]:
 
 def as_dict(rec: StepRecord) -> dict[str, float | int]:
     return asdict(rec)
+
+
+@dataclass
+class RunMetrics:
+    """What a run has measured so far (`ServingSim.metrics`): `summarise`, `over_time` and the
+    dashboard's views read this record, never the simulator's private state."""
+
+    history: StepColumns                                 # one row per step (bounded)
+    pool_base: tuple[int, int, float]                    # the pool's compactions, bytes moved, pause at start
+    ttft_s: list[float] = field(default_factory=list)    # time to first token, per request
+    ttft_at_s: list[float] = field(default_factory=list)  # the clock at each first token
+    tpot_s: list[float] = field(default_factory=list)    # time per output token, per request
+    tpot_at_s: list[float] = field(default_factory=list)  # the clock at each finish
+    peak_utilisation: float = 0.0                        # the highest referenced share seen after a step
+    wall_s: float = 0.0                                  # wall time spent stepping

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..pool import check_int, check_number, is_number
+
 __all__ = ["Request", "synthetic_requests", "check_requests", "MAX_TOKENS", "MAX_ARRIVAL_S"]
 
 # The largest ServingConfig.max_context_length: a longer prompt could never be served.
@@ -21,34 +23,8 @@ MAX_ARRIVAL_S = 1e9
 MAX_SESSIONS = 10_000_000
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _num(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
-
-
-def _check_int(name: str, value: object, low: int, high: int, where: str = "") -> None:
-    if not _is_int(value):
-        raise TypeError(f"{where}{name}={value!r} is not allowed: use an integer from {low:,} to {high:,}")
-    if not low <= value <= high:  # type: ignore[operator]
-        raise ValueError(f"{where}{name}={value!r} is not allowed: use an integer from {low:,} to {high:,}")
-
-
-def _check_float(name: str, value: object, low: float, high: float, where: str = "", *,
-                 strict: bool = False) -> None:
-    bound = f"> {_num(low)}" if strict else f">= {_num(low)}"
-    allowed = f"use a finite number {bound} and <= {_num(high)}"
-    if not _is_number(value):
-        raise TypeError(f"{where}{name}={value!r} is not allowed: {allowed}")
-    ok = math.isfinite(value) and (value > low if strict else value >= low) and value <= high  # type: ignore[arg-type]
-    if not ok:
-        raise ValueError(f"{where}{name}={value!r} is not allowed: {allowed}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,25 +60,25 @@ class Request:
 
     def __post_init__(self) -> None:
         where = "Request: "
-        _check_int("hash_block_tokens", self.hash_block_tokens, 1, MAX_TOKENS, where)
-        _check_int("id", self.id, 0, 2**63 - 1, where)
-        _check_int("prompt_tokens", self.prompt_tokens, 1, MAX_TOKENS, where)
-        _check_int("output_tokens", self.output_tokens, 1, MAX_TOKENS, where)
-        _check_int("session_id", self.session_id, 0, 2**63 - 1, where)
-        _check_int("turn", self.turn, 0, 2**63 - 1, where)
-        _check_int("prefix_tokens", self.prefix_tokens, 0, self.prompt_tokens, where)
+        check_int("hash_block_tokens", self.hash_block_tokens, 1, MAX_TOKENS, where)
+        check_int("id", self.id, 0, 2**63 - 1, where)
+        check_int("prompt_tokens", self.prompt_tokens, 1, MAX_TOKENS, where)
+        check_int("output_tokens", self.output_tokens, 1, MAX_TOKENS, where)
+        check_int("session_id", self.session_id, 0, 2**63 - 1, where)
+        check_int("turn", self.turn, 0, 2**63 - 1, where)
+        check_int("prefix_tokens", self.prefix_tokens, 0, self.prompt_tokens, where)
         if self.follows is not None:
-            _check_int("follows", self.follows, 0, 2**63 - 1, where)
+            check_int("follows", self.follows, 0, 2**63 - 1, where)
             if self.follows == self.id:
                 raise ValueError(f"{where}follows={self.follows!r} is not allowed: a turn cannot follow itself")
-        _check_float("think_time_s", self.think_time_s, 0.0, MAX_ARRIVAL_S, where)
+        check_number("think_time_s", self.think_time_s, 0.0, MAX_ARRIVAL_S, where)
         if self.block_hashes:
             self._check_hashes(where)
         # A first turn's arrival drives the clock (NaN or inf would stall it); a follow-up's is unused.
-        if self.follows is not None and _is_number(self.arrival_s) and math.isnan(self.arrival_s):
+        if self.follows is not None and is_number(self.arrival_s) and math.isnan(self.arrival_s):
             return
         try:
-            _check_float("arrival_s", self.arrival_s, 0.0, MAX_ARRIVAL_S, where)
+            check_number("arrival_s", self.arrival_s, 0.0, MAX_ARRIVAL_S, where)
         except (TypeError, ValueError) as err:
             extra = " (NaN only for a follow-up turn, one with follows set)" if self.follows is None else " or NaN"
             raise type(err)(f"{err}{extra}") from None
@@ -185,16 +161,16 @@ def _lognormal(rng: np.random.Generator, median: float, sigma: float, low: int, 
 
 # argument of synthetic_requests -> its check
 _SYNTHETIC_CHECKS: dict[str, Callable[[str, object], None]] = {
-    "num_sessions": lambda n, v: _check_int(n, v, 0, MAX_SESSIONS),
-    "max_tokens": lambda n, v: _check_int(n, v, 1, MAX_TOKENS),
-    "rate_per_s": lambda n, v: _check_float(n, v, 0.0, 1e9, strict=True),
-    "prompt_median": lambda n, v: _check_float(n, v, 0.0, MAX_TOKENS, strict=True),
-    "output_median": lambda n, v: _check_float(n, v, 0.0, MAX_TOKENS, strict=True),
-    "prompt_sigma": lambda n, v: _check_float(n, v, 0.0, 100.0),
-    "output_sigma": lambda n, v: _check_float(n, v, 0.0, 100.0),
-    "turns_mean": lambda n, v: _check_float(n, v, 1.0, 1000.0),
-    "think_time_s": lambda n, v: _check_float(n, v, 0.0, MAX_ARRIVAL_S, strict=True),
-    "seed": lambda n, v: _check_int(n, v, 0, 2**63 - 1),
+    "num_sessions": lambda n, v: check_int(n, v, 0, MAX_SESSIONS),
+    "max_tokens": lambda n, v: check_int(n, v, 1, MAX_TOKENS),
+    "rate_per_s": lambda n, v: check_number(n, v, 0.0, 1e9, strict=True),
+    "prompt_median": lambda n, v: check_number(n, v, 0.0, MAX_TOKENS, strict=True),
+    "output_median": lambda n, v: check_number(n, v, 0.0, MAX_TOKENS, strict=True),
+    "prompt_sigma": lambda n, v: check_number(n, v, 0.0, 100.0),
+    "output_sigma": lambda n, v: check_number(n, v, 0.0, 100.0),
+    "turns_mean": lambda n, v: check_number(n, v, 1.0, 1000.0),
+    "think_time_s": lambda n, v: check_number(n, v, 0.0, MAX_ARRIVAL_S, strict=True),
+    "seed": lambda n, v: check_int(n, v, 0, 2**63 - 1),
 }
 
 

@@ -35,7 +35,7 @@ from ._config import MODEL_FIELDS, ServingConfig
 from ._kv import KVHandle, KVLayout, PagedKV, SeqKV, make_layout
 from ._model import TinyGLM
 from ._prefix import CACHE_OWNER, Holder, PrefixCache, PrefixEntry, PrefixState
-from ._records import FIELDS, RECENT_KEYS, StepColumns, StepRecord, reason_code
+from ._records import FIELDS, RECENT_KEYS, RunMetrics, StepColumns, StepRecord, reason_code
 from ._requests import Request, check_requests
 from ._scheduler import Scheduler, Seq
 from ._summary import over_time, summarise
@@ -68,7 +68,6 @@ class ServingSim:
         self._layouts: list[KVLayout] = []
         self._model: TinyGLM | None = None
         self._recent = StepColumns(cfg.recent_capacity, ring=True)
-        self._history = StepColumns(cfg.history_limit, ring=False)
         self._start_state()
         set_evictor = getattr(pool, "set_evictor", None)
         if set_evictor is not None:
@@ -100,16 +99,11 @@ class ServingSim:
             "prefix_copy_bytes", "pool_growths", "growth_s",
             "prefill_tokens", "decode_tokens", "recompute_tokens", "prewarm_tokens", "prewarm_hits", "generated_tokens",
             "finished", "rejected", "truncated"), 0)
-        self._ttft: list[float] = []
-        self._tpot: list[float] = []
-        self._ttft_at: list[float] = []  # clock of each first token (for over_time)
-        self._tpot_at: list[float] = []  # clock of each finish
-        self._peak_util = 0.0
-        self._pool_base = (self.pool.compactions, self.pool.compaction_bytes_moved, self.pool.compaction_pause_s)
-        self._wall_s = 0.0
+        self.metrics = RunMetrics(
+            history=StepColumns(cfg.history_limit, ring=False),
+            pool_base=(self.pool.compactions, self.pool.compaction_bytes_moved, self.pool.compaction_pause_s))
         self._until: float | None = None
         self._recent = StepColumns(cfg.recent_capacity, ring=True)
-        self._history = StepColumns(cfg.history_limit, ring=False)
         self._step_counters()
 
     def _step_counters(self) -> None:
@@ -176,9 +170,9 @@ class ServingSim:
                 self._recent = StepColumns(new.recent_capacity, ring=True)
                 self._refill(self._recent, keep)
             if new.history_limit != old.history_limit:
-                keep = self._history.arrays()
-                self._history = StepColumns(new.history_limit, ring=False)
-                self._refill(self._history, keep)
+                keep = self.metrics.history.arrays()
+                self.metrics.history = StepColumns(new.history_limit, ring=False)
+                self._refill(self.metrics.history, keep)
             return new
 
     @staticmethod
@@ -603,8 +597,8 @@ class ServingSim:
             self.totals["generated_tokens"] += seq.generated
             if seq.first_token_s is not None and seq.generated > 1:
                 tpot = (self.clock - seq.first_token_s) / (seq.generated - 1)
-                self._tpot.append(tpot)
-                self._tpot_at.append(self.clock)
+                self.metrics.tpot_s.append(tpot)
+                self.metrics.tpot_at_s.append(self.clock)
                 self._s_tpot.append(tpot)
         self._end_turn(seq)
 
@@ -640,7 +634,7 @@ class ServingSim:
             if cfg.check_invariants:
                 pool.check_invariants()
             rec = self._record(batch, latency, prefill, decode, base, self._evicted() - evicted)
-        self._wall_s += time.perf_counter() - t_wall
+        self.metrics.wall_s += time.perf_counter() - t_wall
         return rec
 
     def _cost(self, batch: list[tuple[Seq, int]]) -> float:
@@ -688,8 +682,8 @@ class ServingSim:
             seq.generated += 1
             if seq.first_token_s is None:
                 seq.first_token_s = self.clock
-                self._ttft.append(self.clock - seq.arrival_s)
-                self._ttft_at.append(self.clock)
+                self.metrics.ttft_s.append(self.clock - seq.arrival_s)
+                self.metrics.ttft_at_s.append(self.clock)
                 self._s_ttft.append(self.clock - seq.arrival_s)
             if nxt is not None:
                 seq.last_token = nxt[i]
@@ -721,7 +715,7 @@ class ServingSim:
         tot["preemptions"] += self._s_preemptions
         tot["evictions"] += evicted
         tot["cache_hits"] += self._s_hits
-        self._peak_util = max(self._peak_util, st.utilisation)
+        self.metrics.peak_utilisation = max(self.metrics.peak_utilisation, st.utilisation)
         rec = StepRecord(
             step=self.steps, time_s=self.clock, step_latency_s=latency, alloc_latency_s=self._s_alloc_s,
             compaction_pause_s=pool.compaction_pause_s - base[1],
@@ -739,7 +733,7 @@ class ServingSim:
         )
         self.steps += 1
         self._recent.append(rec)
-        self._history.append(rec)
+        self.metrics.history.append(rec)
         return rec
 
     def _kv_fragmentation(self, st: PoolStats) -> float:
@@ -798,7 +792,7 @@ class ServingSim:
     def results(self) -> pd.DataFrame:
         """One row per step kept (the last ``history_limit``), columns as in `StepRecord`."""
         with self.pool.lock:
-            return pd.DataFrame(self._history.arrays())
+            return pd.DataFrame(self.metrics.history.arrays())
 
     def leaks(self) -> list[dict[str, Any]]:
         """KV blocks still allocated whose session was closed: the leak detector."""

@@ -43,7 +43,8 @@ def summarise(sim: ServingSim) -> dict[str, Any]:
         plus prefix blocks; the hit rate is the prefix block hit rate when there were prefix queries.
     """
     tot, pool = sim.totals, sim.pool
-    hist = sim._history.arrays(keys=("step_latency_s", "batch_size", "external_fragmentation", "kv_fragmentation"))
+    hist = sim.metrics.history.arrays(keys=("step_latency_s", "batch_size", "external_fragmentation",
+                                            "kv_fragmentation"))
     busy = hist["batch_size"] > 0
     step_lat = hist["step_latency_s"][busy]
     leaks = sim.leaks()
@@ -51,13 +52,13 @@ def summarise(sim: ServingSim) -> dict[str, Any]:
     pq, ph = int(tot["prefix_query_blocks"]), int(tot["prefix_hit_blocks"])
     pqt, pht = int(tot["prefix_query_tokens"]), int(tot["prefix_hit_tokens"])
     session_lookups, session_hits = lookups - pq, hits - ph
-    base_compactions, base_moved, base_pause = sim._pool_base
+    base_compactions, base_moved, base_pause = sim.metrics.pool_base
     st = pool.stats()
     cached = int(getattr(st, "cached_bytes", 0))
     return {
         "steps": sim.steps,
         "sim_time_s": sim.clock,
-        "wall_s": sim._wall_s,
+        "wall_s": sim.metrics.wall_s,
         "requests_total": len(sim.requests),
         "requests_done": int(tot["finished"]),
         "requests_rejected": int(tot["rejected"]),
@@ -74,10 +75,10 @@ def summarise(sim: ServingSim) -> dict[str, Any]:
         "tokens_per_sim_s": (tot["prefill_tokens"] + tot["decode_tokens"]) / sim.clock if sim.clock else 0.0,
         "step_latency_p50_s": _pct(step_lat, 50),
         "step_latency_p99_s": _pct(step_lat, 99),
-        "per_token_latency_p50_s": _pct(sim._tpot, 50),
-        "per_token_latency_p99_s": _pct(sim._tpot, 99),
-        "ttft_p50_s": _pct(sim._ttft, 50),
-        "ttft_p99_s": _pct(sim._ttft, 99),
+        "per_token_latency_p50_s": _pct(sim.metrics.tpot_s, 50),
+        "per_token_latency_p99_s": _pct(sim.metrics.tpot_s, 99),
+        "ttft_p50_s": _pct(sim.metrics.ttft_s, 50),
+        "ttft_p99_s": _pct(sim.metrics.ttft_s, 99),
         "failures": int(tot["failures"]),
         "fragmentation_failures": int(tot["fragmentation_failures"]),
         "preemptions": int(tot["preemptions"]),
@@ -91,7 +92,7 @@ def summarise(sim: ServingSim) -> dict[str, Any]:
         "cached_bytes": cached,
         "free_bytes": st.free_bytes,
         "kv_usage": st.used_bytes / st.capacity_bytes if st.capacity_bytes else 0.0,
-        "peak_utilisation": sim._peak_util,
+        "peak_utilisation": sim.metrics.peak_utilisation,
         "mean_external_fragmentation": float(hist["external_fragmentation"][busy].mean()) if busy.any() else 0.0,
         "mean_kv_fragmentation": float(hist["kv_fragmentation"][busy].mean()) if busy.any() else 0.0,
         "cache_lookups": lookups,
@@ -120,7 +121,7 @@ def over_time(sim: ServingSim, bins: int = 10) -> pd.DataFrame:
     per slice, TTFT and TPOT percentiles of the requests whose first token (TTFT) or last token (TPOT)
     fell in it, the mean queue and running batch, mean used / cached / free MiB, mean KV fragmentation,
     failed allocations, preemptions and tokens per simulated second."""
-    cols = sim._history.arrays()
+    cols = sim.metrics.history.arrays()
     time_s = cols["time_s"]
     if not len(time_s):
         return pd.DataFrame()
@@ -128,8 +129,8 @@ def over_time(sim: ServingSim, bins: int = 10) -> pd.DataFrame:
     edges = np.linspace(start, time_s[-1], bins + 1)
     edges[-1] = np.nextafter(edges[-1], np.inf)
     step_bin = np.clip(np.searchsorted(edges, time_s, side="right") - 1, 0, bins - 1)
-    ttft_at, ttft = np.asarray(sim._ttft_at), np.asarray(sim._ttft)
-    tpot_at, tpot = np.asarray(sim._tpot_at), np.asarray(sim._tpot)
+    ttft_at, ttft = np.asarray(sim.metrics.ttft_at_s), np.asarray(sim.metrics.ttft_s)
+    tpot_at, tpot = np.asarray(sim.metrics.tpot_at_s), np.asarray(sim.metrics.tpot_s)
     mib = float(1 << 20)
     rows = []
     for b in range(bins):
