@@ -138,3 +138,34 @@ ARG_CASES += [
 @pytest.mark.parametrize("case", ARG_CASES, ids=[c.name for c in ARG_CASES])
 def test_a_bad_argument_is_refused(case: Case, world: World) -> None:
     assert_refused(case, world)
+
+
+def _jsonl(*lines: str) -> bytes:
+    return "".join(line + "\n" for line in lines).encode()
+
+
+GOOD = '{"timestamp": 0, "input_length": 1000, "output_length": 5, "hash_ids": [1, 2]}'
+# the Mooncake JSONL format (detected by content): (name, data, line, field, the value as the message shows it)
+JSONL_FILES = [
+    ("jsonl_missing_hashes", _jsonl('{"timestamp": 0, "input_length": 10, "output_length": 5}'), 1, "hash_ids",
+     "hash_ids missing"),
+    ("jsonl_not_json", _jsonl(GOOD, "{not json"), 2, "JSON", "'{not json'"),
+    ("jsonl_negative_input", _jsonl(GOOD, GOOD.replace("1000", "-3")), 2, "input_length", "-3"),
+    ("jsonl_huge_output", _jsonl(GOOD.replace('"output_length": 5', '"output_length": 100000000000')), 1,
+     "output_length", "100000000000"),
+    ("jsonl_nan_timestamp", _jsonl(GOOD.replace('"timestamp": 0', '"timestamp": NaN')), 1, "timestamp", "NaN"),
+    ("jsonl_string_timestamp", _jsonl(GOOD.replace('"timestamp": 0', '"timestamp": "soon"')), 1, "timestamp",
+     "soon"),
+    ("jsonl_too_many_hashes", _jsonl(GOOD.replace("[1, 2]", "[1, 2, 3, 4, 5]")), 1, "hash_ids", "5 ids"),
+    ("jsonl_hash_not_int", _jsonl(GOOD.replace("[1, 2]", '[1, "b"]')), 1, "hash_ids", '"b"'),
+    ("jsonl_array_line", _jsonl(GOOD, "[1, 2, 3]"), 2, "not an object", "[1, 2, 3]"),
+    ("jsonl_float_length", _jsonl(GOOD.replace("1000", "10.5")), 1, "input_length", "10.5"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "line", "field", "needle"), JSONL_FILES, ids=[f[0] for f in JSONL_FILES])
+def test_a_malformed_jsonl_trace_names_its_file_line_and_field(name: str, data: bytes, line: int, field: str,
+                                                               needle: str, world: World) -> None:
+    path = _file(world, f"{name}.jsonl", data)
+    msg = assert_refused(Case(name, lambda w: load_trace(path), TraceError, needle), world)
+    assert str(path) in msg and f"line {line}:" in msg and field in msg, msg
