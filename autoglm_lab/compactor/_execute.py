@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..pool import _impl
+from ..pool import copy_ranges as native_copy_ranges
 from ._plan import Move, Plan
 
 if TYPE_CHECKING:
@@ -109,14 +109,14 @@ def _copy_ranges_host(seg: SegmentStorage, ranges: list[list[int]]) -> None:
     (a slide by 3 pages of 1000: 4-6 GB/s through rows against 24 GB/s flat). Long ranges go in
     pieces of `COPY_CHUNK_BYTES_CPU`. With the pool's compiled core, all of it is one call."""
     threshold = TORCH_COPY_MIN_BYTES_CPU
-    if _impl.copy_ranges is not None and threshold is None:
+    if native_copy_ranges is not None and threshold is None:
         # the compiled core: every range in one call, memmoves in pieces, without the GIL (a live
         # dashboard's thread keeps running) and without a Python step per range
         ps = seg.page_size
         rows = np.asarray(ranges, dtype=np.int64).reshape(-1, 3)
         rows[:, :2] -= seg.first_page
         rows *= ps
-        _impl.copy_ranges(seg.data.numpy(), rows, COPY_CHUNK_BYTES_CPU)
+        native_copy_ranges(seg.data.numpy(), rows, COPY_CHUNK_BYTES_CPU)
         return
     words = seg.data.view(torch.int64).numpy()
     w = seg.page_size // 8

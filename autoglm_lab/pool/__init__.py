@@ -36,11 +36,13 @@ from ._config import (
     FITS,
     LIVE_FIELDS,
     PoolConfig,
+    format_bytes,
     format_size,
     parse_size,
 )
 from ._errors import DeviceAllocationError, InvalidBlockError, PinnedBlockError, PoolError, PoolExhausted
 from ._events import COMPACT_REASONS, EventArrays, EventKind
+from ._impl import copy_ranges
 from ._pool import PagedPool, resolve_device
 from ._service import (
     BlockTable,
@@ -57,7 +59,7 @@ __all__ = [
     "COMPACT_REASONS", "CompactionService", "DeviceAllocationError", "EventArrays", "EventKind", "FITS",
     "HEAT_METRICS", "InvalidBlockError", "LIVE_FIELDS", "PageState", "PagedPool", "PinnedBlockError",
     "PoolConfig", "PoolError", "PoolExhausted", "PoolSnapshot", "PoolStats", "SNAPSHOT_VERSION",
-    "SegmentStorage", "check_fraction", "check_int", "check_number", "default_compaction_service",
-    "format_size", "free_runs", "is_int", "is_number", "parse_size", "resolve_device",
+    "SegmentStorage", "check_fraction", "check_int", "check_number", "copy_ranges", "default_compaction_service",
+    "format_bytes", "format_size", "free_runs", "is_int", "is_number", "parse_size", "resolve_device",
     "set_default_compaction_service",
 ]

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from ._check import check_fraction, check_int
 
-__all__ = ["PoolConfig", "parse_size", "format_size", "LIVE_FIELDS"]
+__all__ = ["PoolConfig", "parse_size", "format_bytes", "format_size", "LIVE_FIELDS"]
 
 _UNITS = {
     "": 1, "b": 1,
@@ -47,6 +47,18 @@ def parse_size(value: int | str, *, name: str = "size") -> int:
             f"(B, KiB, MiB, GiB, TiB, or KB, MB, GB), e.g. '64KiB'"
         )
     raise ValueError(f"{name}={value!r} has type {type(value).__name__}; expected int or str such as '64KiB'")
+
+
+def format_bytes(n: float, digits: int = 1) -> str:
+    """A size for reading, to ``digits`` decimals in binary units: ``512 B``, ``1.5 KiB``, ``64.0 MiB``.
+    (Exact spellings of sizes a user picks, such as ``64KiB``, are `format_size`'s.) Every view, report
+    and command line writes sizes with one of these two."""
+    x = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(x) < 1024:
+            return f"{x:.0f} {unit}" if unit == "B" else f"{x:.{digits}f} {unit}"
+        x /= 1024
+    return f"{x:.{digits}f} TiB"
 
 
 def format_size(nbytes: int) -> str:

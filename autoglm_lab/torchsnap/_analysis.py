@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..pool import PoolConfig, parse_size
+from ..pool import PoolConfig, format_bytes, parse_size
 from ._replay import (
     DEFAULT_BANDWIDTH,
     PoolOutcome,
@@ -29,10 +29,7 @@ __all__ = ["Verdict", "Analysis", "analyze", "fmt_bytes", "fmt_seconds"]
 
 def fmt_bytes(n: int) -> str:
     """Bytes in binary units with two decimals (``1.50 GiB``); exact bytes under 1 KiB."""
-    for unit, f in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= f:
-            return f"{n / f:.2f} {unit}"
-    return f"{n} B"
+    return format_bytes(n, 2)
 
 
 def fmt_seconds(s: float) -> str:

@@ -13,8 +13,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from ..workload import Request, load_trace, synthetic_requests
-from ..workload._requests import check_synthetic_args
+from ..workload import Request, check_synthetic_args, load_trace, synthetic_requests
 
 __all__ = ["Workload"]
 

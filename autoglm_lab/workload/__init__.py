@@ -12,7 +12,7 @@ from ._demo import demo_requests, demo_setup, demo_trace_path, mooncake_trace_pa
 from ._kv import LAYOUTS, ContiguousKV, KVLayout, PagedKV, SeqKV
 from ._model import ModelConfig, TinyGLM
 from ._records import RECENT_KEYS, RunMetrics, StepRecord
-from ._requests import MAX_ARRIVAL_S, MAX_TOKENS, Request, check_requests, synthetic_requests
+from ._requests import MAX_ARRIVAL_S, MAX_TOKENS, Request, check_requests, check_synthetic_args, synthetic_requests
 from ._sim import ServingSim
 from ._trace import TraceError, load_trace
 
@@ -20,7 +20,8 @@ __all__ = [
     "ServingSim", "ServingConfig", "StepRecord", "RunMetrics", "RECENT_KEYS",
     "LAYOUTS", "REUSE_STRATEGIES", "COMPUTE_MODES",
     "TinyGLM", "ModelConfig",
-    "Request", "synthetic_requests", "check_requests", "load_trace", "TraceError", "MAX_TOKENS", "MAX_ARRIVAL_S",
+    "Request", "synthetic_requests", "check_requests", "check_synthetic_args", "load_trace", "TraceError",
+    "MAX_TOKENS", "MAX_ARRIVAL_S",
     "KVLayout", "ContiguousKV", "PagedKV", "SeqKV",
     "demo_setup", "demo_requests", "demo_trace_path", "shipped_trace_path", "mooncake_trace_path",
 ]

@@ -131,3 +131,27 @@ def test_a_pool_without_a_service_fails_plainly() -> None:
     with pytest.raises(RuntimeError, match="no compaction service"):
         pool.compact()
     assert isinstance(_pool().compaction_service, Compactor)  # the default is back
+
+
+def _private_imports(path: Path) -> list[str]:
+    """Imports of another package's private modules or names (``from ..pool._impl import x``,
+    ``from ..pool import _impl``)."""
+    rel = path.relative_to(ROOT)
+    package = list(rel.parts[:-1])
+    own = _layer(path)
+    bad = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom) or node.level == 0:
+            continue
+        full = package[: len(package) - (node.level - 1)] + (node.module.split(".") if node.module else [])
+        if not full or full[0] == own:
+            continue
+        names = [a.name for a in node.names]
+        if any(p.startswith("_") for p in full[1:]) or any(n.startswith("_") and not n.startswith("__") for n in names):
+            bad.append(f"from {'.' * node.level}{node.module or ''} import {', '.join(names)}")
+    return bad
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_package_imports_another_ones_private_parts(path: Path) -> None:
+    assert not _private_imports(path), f"{path.relative_to(ROOT)}: {_private_imports(path)}"

@@ -576,9 +576,9 @@ def test_every_live_byte_survives_any_compaction(blocks: list[tuple[int, bool]],
 def test_host_ranges_in_pieces_copy_the_right_bytes_both_ways(monkeypatch: pytest.MonkeyPatch, src: int, dst: int,
                                                              piece_words: int, compiled: bool) -> None:
     if not compiled:
-        monkeypatch.setattr(_execute._impl, "copy_ranges", None)
-    elif _execute._impl.copy_ranges is None:
-        assert _execute._impl.IMPL == "python"  # the pure-Python run: nothing compiled to test
+        monkeypatch.setattr(_execute, "native_copy_ranges", None)
+    elif _execute.native_copy_ranges is None:
+        assert al.pool.PagedPool.core_kind == "python"  # the pure-Python run: nothing compiled to test
         return
     # 8-page ranges of 64-byte pages moved down or up, overlapping or not, in pieces shorter than a
     # page, than the distance, or longer than the range
