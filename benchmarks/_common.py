@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+
+import autoglm_lab as al
 
 
 def machine() -> str:
@@ -32,3 +35,26 @@ def median_ns(fn: Callable[[], object], n: int, *, warmup: int = 200) -> float:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def fragmented(device: str, pool_bytes: int, page: str, max_block_pages: int, seed: int) -> al.PagedPool:
+    """A full pool of random 1..max_block_pages-page blocks with half of them freed at random."""
+    pool = al.PagedPool(al.PoolConfig(page_size=page, memory_pool_initial_size=pool_bytes, max_size=pool_bytes,
+                                      device=device, compaction="off"))
+    pool.segment_storage()[0].data.random_(0, 255)  # every page written once: no first-touch cost in a timing
+    rng = random.Random(seed)
+    live = []
+    while True:
+        try:
+            live.append(pool.alloc_bytes(rng.randint(1, max_block_pages) * pool.page_size))
+        except al.PoolExhausted:
+            break
+    rng.shuffle(live)
+    for blk in live[: len(live) // 2]:
+        pool.free(blk)
+    return pool

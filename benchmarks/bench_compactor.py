@@ -21,9 +21,8 @@ import time
 
 import numpy as np
 import torch
-from _common import machine, percentile
+from _common import fragmented, machine, percentile, sync
 
-import autoglm_lab as al
 from autoglm_lab.compactor import (
     DEFAULT_STEP_BUDGET_BYTES,
     Layout,
@@ -32,28 +31,6 @@ from autoglm_lab.compactor import (
     plan_targeted,
     plan_two_finger,
 )
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def fragmented(device: str, pool_bytes: int, page: str, max_block_pages: int, seed: int) -> al.PagedPool:
-    pool = al.PagedPool(al.PoolConfig(page_size=page, memory_pool_initial_size=pool_bytes, max_size=pool_bytes,
-                                      device=device, compaction="off"))
-    pool._segments[0].data.random_(0, 255)  # touch every page: no lazy zero pages in the timing
-    rng = random.Random(seed)
-    live = []
-    while True:
-        try:
-            live.append(pool.alloc_bytes(rng.randint(1, max_block_pages) * pool.page_size))
-        except al.PoolExhausted:
-            break
-    rng.shuffle(live)
-    for blk in live[: len(live) // 2]:
-        pool.free(blk)
-    return pool
 
 
 def copy_time(device: str, nbytes: int, repeats: int = 5) -> float:

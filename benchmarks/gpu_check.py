@@ -27,9 +27,10 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from _common import machine, median_ns, percentile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's package, installed or not
+from _common import fragmented, machine, percentile, sync
+
 import autoglm_lab as al
 
 GiB = 1 << 30
@@ -44,28 +45,6 @@ class Row:
     target: str = "-"
     ok: bool | None = None  # None: no target
     note: str = ""
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def fragmented(device: str, pool_bytes: int, page: str, max_block_pages: int, seed: int) -> al.PagedPool:
-    pool = al.PagedPool(al.PoolConfig(page_size=page, memory_pool_initial_size=pool_bytes, max_size=pool_bytes,
-                                      device=device, compaction="off"))
-    pool._segments[0].data.random_(0, 255)  # every page written once: no first-touch cost in a timing
-    rng = random.Random(seed)
-    live = []
-    while True:
-        try:
-            live.append(pool.alloc_bytes(rng.randint(1, max_block_pages) * pool.page_size))
-        except al.PoolExhausted:
-            break
-    rng.shuffle(live)
-    for blk in live[: len(live) // 2]:
-        pool.free(blk)
-    return pool
 
 
 def timed_copy(device: str, src: torch.Tensor, dst: torch.Tensor) -> float:
@@ -157,20 +136,9 @@ def incremental(device: str, pool_bytes: int, budget: int, pools: int) -> list[R
 
 
 def alloc_view(device: str, n: int, rounds: int) -> Row:
-    pool = al.PagedPool(al.PoolConfig(page_size="4KiB", memory_pool_initial_size="64MiB", max_size="64MiB",
-                                      device=device, compaction="off"))
-    shape = (64, 128)
+    from bench_pool import view_ratio  # the same measurement as the CPU benchmark
 
-    def pooled() -> None:
-        blk = pool.alloc(shape, torch.float16)
-        blk.tensor  # noqa: B018 - the view is what is measured
-        pool.free(blk)
-
-    def plain() -> None:
-        t = torch.empty(shape, dtype=torch.float16, device=device)
-        del t
-
-    got = [(median_ns(pooled, n), median_ns(plain, n)) for _ in range(rounds)]
+    got = [view_ratio(device, n) for _ in range(rounds)]
     a = statistics.median(g[0] for g in got)
     b = statistics.median(g[1] for g in got)
     return Row("alloc + tensor view + free / torch.empty + del", a / b, "x", "<= 1.5", a / b <= 1.5,
