@@ -279,22 +279,18 @@ class PagedPool:
             want = room
         if want < pages:
             return False
-        try:
-            seg = self._add_segment(want)
-        except DeviceAllocationError as exc:
-            if want == pages:
+        for size in dict.fromkeys((want, pages)):  # the device may still back just what this request needs
+            try:
+                seg = self._add_segment(size)
+                break
+            except DeviceAllocationError as exc:
                 self._device_error = exc
-                log.warning("%s", exc)
-                return False
-            try:  # the device may still back just what this request needs
-                seg = self._add_segment(pages)
-            except DeviceAllocationError as exc2:
-                self._device_error = exc2
-                log.warning("%s", exc2)
-                return False
+        else:
+            log.warning("%s", self._device_error)
+            return False
         self._device_error = None
         self._record(EventKind.GROW, -1, seg.num_pages, 0.0, seg.sid)
-        log.debug("pool grew by %d pages (segment %d)", want, seg.sid)
+        log.debug("pool grew by %d pages (segment %d)", seg.num_pages, seg.sid)
         return True
 
     def release_empty_segments(self) -> int:
