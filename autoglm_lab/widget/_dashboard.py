@@ -5,6 +5,8 @@ bound to the live pool (and simulator), a background live loop and a headless AP
  title, device  [Play] [Step] [Compact now] [Reset]   status: live/paused/finished, fps, requests done, sim time
  +---------------------------------------------+  +--------------------+
  | page map (PageMapView)                      |  | stats (StatsView)  |     row 0
+ |                                             |  | serving (Serving-  |
+ |                                             |  |   View)            |
  +---------------------------------------------+  +--------------------+
  | heatmap (HeatmapView)           | latency (TraceView)                |     row 1
  | compaction | allocator & pool | workload & view            (controls) |
@@ -39,6 +41,7 @@ from ._messages import NoFrontEndState, argument, choice, integer, number
 from ._pagemap import PageMap, PageMapView
 from ._registry import VIEWS
 from ._resize import resize_note, resized_config
+from ._serving import ServingPanel
 from ._settings import AT_END, CONTROLS, PACES, PANELS, Control, fields, make_control, options_of, show_idle, value_of
 from ._stats import StatsPanel, device_label
 from ._status import progress_of, status_html
@@ -139,7 +142,8 @@ class Dashboard(NoFrontEndState, w.VBox):
 
     # ------------------------------------------------------------------ the views
     def view(self, name: str) -> View:
-        """The registered view called ``name`` (``"page_map"``, ``"stats"``, ``"heatmap"``, ``"trace"``)."""
+        """The registered view called ``name`` (``"page_map"``, ``"stats"``, ``"serving"``, ``"heatmap"``,
+        ``"trace"``)."""
         return self._by_name[name]
 
     @property
@@ -157,6 +161,10 @@ class Dashboard(NoFrontEndState, w.VBox):
     @property
     def stats(self) -> StatsPanel:
         return self._by_name["stats"].widget  # type: ignore[return-value]
+
+    @property
+    def serving(self) -> ServingPanel:
+        return self._by_name["serving"].widget  # type: ignore[return-value]
 
     @property
     def _last_snapshot(self) -> PoolSnapshot | None:
@@ -573,12 +581,27 @@ class Dashboard(NoFrontEndState, w.VBox):
                 "<b style='font:600 15px system-ui'>autoglm_lab · live pool</b><br>"
                 f"<span style='color:#64748b;font:12px system-ui'>pool on {device}</span></div>")
 
+    def _row_widgets(self, row: int) -> list[w.Widget]:
+        """The widgets of ``row`` in registration order; views sharing a ``column`` stack in one box,
+        placed where the first of them is."""
+        slots: list[str | w.Widget] = []
+        columns: dict[str, list[w.Widget]] = {}
+        for v in (v for v in self.views if v.row == row):
+            column = getattr(v, "column", None)
+            if column is None:
+                slots.append(v.widget)
+            else:
+                if column not in columns:
+                    slots.append(column)
+                columns.setdefault(column, []).append(v.widget)
+        return [FixedVBox(columns[x], layout=w.Layout(flex="0 0 auto")) if isinstance(x, str) else x for x in slots]
+
     def _layout_children(self) -> list[w.Widget]:
         # rows wrap instead of overflowing: at 1,200 px with the side bar open the charts stack
         c = self.controls
         bar = FixedHBox([self.header, *(c[k.name] for k in CONTROLS if k.panel == "bar"), self.status],
                         layout=w.Layout(align_items="center", flex_flow="row wrap", width="100%"))
-        rows = [FixedHBox([v.widget for v in self.views if v.row == row],
+        rows = [FixedHBox(self._row_widgets(row),
                           layout=w.Layout(align_items="flex-start", flex_flow="row wrap", width="100%",
                                           overflow="hidden"))
                 for row in sorted({v.row for v in self.views})]

@@ -19,6 +19,7 @@ from . import _codec, _heatmap, _trace
 from ._heatmap import METRICS, HeatmapView
 from ._pagemap import PageMapView
 from ._palette import COLOR_MODES
+from ._serving import ServingView
 from ._stats import StatsView
 from ._trace import TraceView
 from ._view import View
@@ -26,7 +27,7 @@ from ._view import View
 __all__ = ["VIEWS", "VIEW_MODULES", "JS_CONSTANTS", "js_constants", "write_js_constants"]
 
 # The dashboard's views, in drawing order: the first canvas view's comm carries the others' frames.
-VIEWS: tuple[type[View], ...] = (PageMapView, StatsView, HeatmapView, TraceView)
+VIEWS: tuple[type[View], ...] = (PageMapView, StatsView, ServingView, HeatmapView, TraceView)
 # the front-end modules esbuild bundles (js/build.mjs reads VIEW_MODULES from constants.js)
 VIEW_MODULES = tuple(v.module for v in VIEWS if v.module is not None)
 

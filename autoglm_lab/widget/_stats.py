@@ -1,4 +1,4 @@
-"""`StatsPanel`: the pool's accounting (and the simulator's cache hit rate) as a small HTML table;
+"""`StatsPanel`: the pool's accounting as a small HTML table (the simulator's figures: `_serving`);
 on CUDA also the device's own books (torch's caching allocator and the whole card)."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from ._format import format_bytes
 from ._messages import NoFrontEndState
 from ._view import SIDE_PX, DashboardView, ViewContext, ViewSetup
 
-__all__ = ["StatsPanel", "StatsView", "stats_rows", "device_label", "device_memory", "device_rows", "since",
+__all__ = ["StatsPanel", "StatsView", "stats_rows", "table_html", "device_label", "device_memory", "device_rows",
+           "since",
            "COUNTERS"]
 
 _CSS = ("<style>.agl-stats{font:11.5px/1.45 var(--jp-ui-font-family,system-ui,sans-serif);"
@@ -40,7 +41,8 @@ def stats_rows(stats: PoolStats, extra: dict[str, Any] | None = None) -> list[tu
     used_pct = s.used_bytes / s.capacity_bytes if s.capacity_bytes else 0.0
     rows = [
         ("capacity", f"{format_bytes(s.capacity_bytes)} · {s.capacity_pages:,}×{format_size(s.page_size)}"),
-        ("used", f"{format_bytes(s.used_bytes)} ({used_pct:.0%})"),
+        ("used (referenced)", f"{format_bytes(s.used_bytes)} ({used_pct:.0%})"),
+        ("cached (evictable)", f"{format_bytes(s.cached_bytes)}"),
         ("blocks", f"{s.num_blocks:,}"),
         ("free", f"{format_bytes(s.free_bytes)} · {s.free_runs:,} runs"),
         ("largest free run", f"{s.largest_free_run_pages:,} pages"),
@@ -58,9 +60,23 @@ def stats_rows(stats: PoolStats, extra: dict[str, Any] | None = None) -> list[tu
     return rows
 
 
+def table_html(title: str, rows: list[tuple[str, str]], *, separators: tuple[int, ...] = (), note: str = "",
+               tail: str = "") -> str:
+    """A side panel: ``title`` (and a ``note``), one table row per (label, value), a rule above the
+    rows at ``separators``, then ``tail`` (more rows, as HTML). An empty value shows as a grey "–"."""
+    body = []
+    for i, (label, value) in enumerate(rows):
+        cls = ' class="sep"' if i in separators else ""
+        shown = "<span class='none'>–</span>" if value == "" else html.escape(value)
+        body.append(f"<tr{cls}><td title='{html.escape(label)}'>{html.escape(label)}</td>"
+                    f"<td class='v' title='{html.escape(value)}'>{shown}</td></tr>")
+    head = f"{html.escape(title)} <small>{html.escape(note)}</small>" if note else html.escape(title)
+    return f"{_CSS}<div class='agl-stats'><h4>{head}</h4><table>{''.join(body)}{tail}</table></div>"
+
+
 class StatsPanel(NoFrontEndState, w.HTML):
-    """Capacity, used, free, largest free run, fragmentation, failures, compactions, bytes moved,
-    cache hit rate, and the selected block. Display only: it takes nothing from the front end.
+    """Capacity, used, cached, free, largest free run, fragmentation, failures, compactions, bytes
+    moved, and the selected block. Display only: it takes nothing from the front end.
 
     ``selected`` is `PageMap.selected_block` of the same snapshot as ``stats``; a block without a
     place (``first_page`` missing: freed meanwhile) is shown as gone. The rows are the same in every
@@ -68,18 +84,10 @@ class StatsPanel(NoFrontEndState, w.HTML):
 
     def update(self, stats: PoolStats, extra: dict[str, str] | None = None,
                selected: dict[str, Any] | None = None, note: str = "") -> None:
-        rows = stats_rows(stats, extra)
-        body = []
-        for i, (label, value) in enumerate(rows):
-            cls = ' class="sep"' if i in (5, 7) else ""
-            shown = "<span class='none'>–</span>" if value == "" else html.escape(value)
-            body.append(f"<tr{cls}><td title='{html.escape(label)}'>{html.escape(label)}</td>"
-                        f"<td class='v' title='{html.escape(value)}'>{shown}</td></tr>")
-        body.append(_selected_row(selected) if selected else
-                    "<tr class='sep'><td>selected block</td><td class='v'><span class='none'>click a page"
-                    "</span></td></tr>")
-        head = f"Pool <small>{html.escape(note)}</small>" if note else "Pool"
-        value = f"{_CSS}<div class='agl-stats'><h4>{head}</h4><table>{''.join(body)}</table></div>"
+        tail = (_selected_row(selected) if selected else
+                "<tr class='sep'><td>selected block</td><td class='v'><span class='none'>click a page"
+                "</span></td></tr>")
+        value = table_html("Pool", stats_rows(stats, extra), separators=(6, 8), note=note, tail=tail)
         if value != self.value:
             self.value = value
 
@@ -138,6 +146,7 @@ class StatsView(DashboardView):
 
     name = "stats"
     row = 0
+    column = "side"
 
     def __init__(self, setup: ViewSetup) -> None:
         self.widget = StatsPanel(layout=w.Layout(width=f"{SIDE_PX}px", flex="0 0 auto"))
@@ -152,10 +161,6 @@ class StatsView(DashboardView):
         if self._reset:
             self._reset = False
             self._base = ctx.snapshot.stats if sim is None else None  # with a simulator the pool is new
-        if sim is not None:
-            lookups = sim.totals.get("cache_lookups", 0)
-            extra["cache hit rate"] = f"{sim.totals.get('cache_hits', 0) / lookups:.1%}" if lookups else ""
-            extra["sim clock"] = f"{sim.clock:.2f} s · {sim.steps:,} steps"
         report = ctx.report
         extra["last compact now"] = "" if report is None else \
             f"{report.pages_moved:,} pages · {report.pause_s * 1e3:.1f} ms"

@@ -6,7 +6,8 @@ Dashboard ──ViewContext──▶ view.update(ctx)   for view in dashboard.vi
           ──────────────▶ view.close()       dashboard closed
 ```
 
-A view wraps one widget (``view.widget``, placed in row ``view.row`` of the layout) and reads only the
+A view wraps one widget (``view.widget``, placed in row ``view.row`` of the layout, stacked with the
+views of the same ``view.column``) and reads only the
 context: a `PoolSnapshot`, the simulator's records, the clock. The registration is
 `_registry.VIEWS`; "How to add a view" in CONTRIBUTING.md lists the files it takes.
 """
@@ -54,6 +55,8 @@ class SimRecords(Protocol):
 
     def recent_steps(self, n: int | None = ..., keys: tuple[str, ...] = ...) -> dict[str, np.ndarray]: ...
 
+    def summary(self) -> dict[str, Any]: ...
+
 
 class CompactionInfo(Protocol):
     """What views read from a `CompactionReport` (``executor`` is read with a default)."""
@@ -90,6 +93,7 @@ class ViewSetup:
 class View(Protocol):
     name: ClassVar[str]           # ``dash.view(name)``; the four built-in ones also ``dash.<name>``
     row: ClassVar[int]            # layout row: 0 beside the page map, 1 the charts below
+    column: ClassVar[str | None]  # views of one row with the same column name stack in one column
     module: ClassVar[str | None]  # its front end js/src/<module>.js (None: a plain ipywidget)
     widget: w.DOMWidget
 
@@ -107,6 +111,7 @@ class DashboardView:
 
     name: ClassVar[str] = ""
     row: ClassVar[int] = 1
+    column: ClassVar[str | None] = None
     module: ClassVar[str | None] = None
     widget: w.DOMWidget
 

@@ -37,6 +37,7 @@ def test_progress_is_shown_and_the_loop_stops_at_the_end() -> None:
     assert f"0 / {total} requests" in dash.status.value and "paused" in dash.status.value
     dash.play()
     wait_until(lambda: not dash.playing)
+    dash.loop.stop()  # joins the loop thread: it has finished its last frame and status
     assert not dash.playing and dash.finished and dash.loop.error is None
     assert not dash.controls["play"].value and dash.controls["play"].description == "Play"
     progress = progress_of(dash.sim)
