@@ -41,7 +41,7 @@ from ._config import (
     parse_size,
 )
 from ._errors import DeviceAllocationError, InvalidBlockError, PinnedBlockError, PoolError, PoolExhausted
-from ._events import COMPACT_REASONS, EventArrays, EventKind
+from ._events import COMPACT_REASONS, EVENT_RECORD, EventArrays, EventKind
 from ._impl import copy_ranges
 from ._pool import PagedPool, resolve_device
 from ._service import (
@@ -56,7 +56,7 @@ from ._stats import PoolStats
 
 __all__ = [
     "Block", "BlockTable", "CHOICES", "COALESCE_MODES", "COMPACTION_MODES", "COMPACTION_STRATEGIES",
-    "COMPACT_REASONS", "CompactionService", "DeviceAllocationError", "EventArrays", "EventKind", "FITS",
+    "COMPACT_REASONS", "CompactionService", "DeviceAllocationError", "EVENT_RECORD", "EventArrays", "EventKind", "FITS",
     "HEAT_METRICS", "InvalidBlockError", "LIVE_FIELDS", "PageState", "PagedPool", "PinnedBlockError",
     "PoolConfig", "PoolError", "PoolExhausted", "PoolSnapshot", "PoolStats", "SNAPSHOT_VERSION",
     "SegmentStorage", "check_fraction", "check_int", "check_number", "copy_ranges", "default_compaction_service",

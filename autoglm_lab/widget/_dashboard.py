@@ -23,18 +23,21 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from ..pool import PagedPool, PoolSnapshot
+from ..history import DEFAULT_MAX_BYTES, SnapshotHistory
+from ..pool import PagedPool, PoolSnapshot, format_bytes
 from ._base import CanvasView
 from ._codec import PageFrame
-from ._controls import FixedGridBox, FixedHBox, FixedHTML, FixedVBox, check_value
+from ._controls import FixedGridBox, FixedHBox, FixedHTML, FixedVBox, GuardedButton, GuardedIntSlider, check_value
 from ._heatmap import FragmentationHeatmap
 from ._loop import LiveLoop
 from ._messages import NoFrontEndState, argument, choice, integer, number
@@ -45,8 +48,8 @@ from ._serving import ServingPanel
 from ._settings import AT_END, CONTROLS, PACES, PANELS, Control, fields, make_control, options_of, show_idle, value_of
 from ._stats import StatsPanel, device_label
 from ._status import progress_of, status_html
-from ._trace import LatencyTrace
-from ._view import View, ViewContext, ViewSetup
+from ._trace import MAX_STEPS, STEP_KEYS, LatencyTrace
+from ._view import PastFrame, View, ViewContext, ViewSetup
 
 if TYPE_CHECKING:
     from ..compactor import CompactionReport
@@ -64,6 +67,8 @@ _SETTINGS = {c.name: c for c in CONTROLS if c.target != "action"}
 _BURST = 8  # simulator steps per hold of the dashboard lock in the live loop
 _TEXT_PERIOD_S = 0.2  # text is read, not watched: the live loop refreshes it 5 times a second
 _DEMO_STORY_S = 120.0  # the demo's pace: the whole trace within about two minutes of watching
+_SCRUB_TIP = ("the run so far, frame by frame: drag back to see the page map, heatmap, trace and panels as they "
+              "were (the live loop pauses); Back to live, Play or Step return to the present")
 _MAX_LAG_S = 1.0  # a paced simulator this far behind (wall seconds) stops catching up: no bursts
 
 
@@ -84,7 +89,10 @@ class Dashboard(NoFrontEndState, w.VBox):
 
     ``width_px``: the widest it grows (below that it follows the notebook's width);
     ``pace``: simulated seconds per second while playing (0: as fast as the simulator runs);
-    ``at_end``: what the loop does when the trace has been served, "stop" or "loop" (a fresh run).
+    ``at_end``: what the loop does when the trace has been served, "stop" or "loop" (a fresh run);
+    ``history_bytes``: the bound of ``dash.history``, the run's recorded frames (`SnapshotHistory`):
+    the time slider scrubs back through them (`scrub`), ``dash.save(path)`` writes them for the
+    offline report (``autoglm-lab history FILE``).
 
     ``dash.pool`` and ``dash.sim`` are the live objects: Reset and applying a new page or pool size
     build new ones (your own variables keep pointing at the old ones).
@@ -101,7 +109,8 @@ class Dashboard(NoFrontEndState, w.VBox):
     runs: int             # runs since the dashboard was built (Reset and loops start new ones)
 
     def __init__(self, pool: PagedPool, sim: ServingSim | None = None, *, fps: float = 10.0,
-                 width_px: int = 1200, pace: float = 0.0, at_end: str = "stop") -> None:
+                 width_px: int = 1200, pace: float = 0.0, at_end: str = "stop",
+                 history_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if not isinstance(pool, PagedPool):
             raise TypeError(f"pool must be a PagedPool, not {type(pool).__name__}")
         if sim is not None and getattr(sim, "pool", pool) is not pool:
@@ -110,6 +119,11 @@ class Dashboard(NoFrontEndState, w.VBox):
         argument("width_px", width_px, integer(600, 10_000))
         argument("pace", pace, number(0, 1000))
         argument("at_end", at_end, choice(AT_END))
+        argument("history_bytes", history_bytes, integer(4096))
+        self.history_bytes = int(history_bytes)
+        self.history = SnapshotHistory(self.history_bytes)  # this run's frames (a new run, a new history)
+        self._hist_steps = 0                                # simulator steps recorded into it
+        self._past: int | None = None                       # the recorded frame shown while scrubbing
         self.pool = pool
         self.sim = sim
         self.pace, self.at_end, self.runs = float(pace), at_end, 1
@@ -133,6 +147,14 @@ class Dashboard(NoFrontEndState, w.VBox):
         # a fixed share of the bar: a longer status never wraps the bar anew (the charts would jump)
         self.status = FixedHTML(layout=w.Layout(margin="0 0 0 12px", flex="1 1 380px", min_width="0",
                                                 overflow="hidden"))
+        self.scrubber = GuardedIntSlider(0, min=0, max=0, continuous_update=False, readout=False,
+                                    description="history", tooltip=_SCRUB_TIP,
+                                    layout=w.Layout(flex="1 1 300px", min_width="0"))
+        self.scrubber.observe(lambda ch: self._on_scrub(ch["new"]), names="value")
+        self.scrub_label = FixedHTML(layout=w.Layout(flex="0 0 260px", margin="0 8px", overflow="hidden"))
+        self.live_button = GuardedButton(description="Back to live", disabled=True, layout=w.Layout(width="auto"),
+                                         tooltip="leave the recorded past: show the pool now")
+        self.live_button.on_click(lambda _b: self._guarded_call(self.scrub, None))
         super().__init__(children=self._layout_children(),
                          layout=w.Layout(width="100%", max_width=f"{width_px}px", padding="4px",
                                          overflow="hidden"))
@@ -198,6 +220,8 @@ class Dashboard(NoFrontEndState, w.VBox):
 
     def _frame(self, *, live: bool) -> FrameInfo:
         with self._lock:
+            if self._past is not None:
+                self._leave_past()
             t0, c0 = time.perf_counter(), time.thread_time()
             snap = self.pool.snapshot()
             t1 = time.perf_counter()
@@ -209,8 +233,10 @@ class Dashboard(NoFrontEndState, w.VBox):
                 for view in self.views:
                     view.update(ctx)
             self._last_ctx = ctx
+            self._record(ctx)
             if text:
                 self._show_status(snap)
+                self._show_history()
             page_view: PageMapView = self._by_name["page_map"]  # type: ignore[assignment]
             info = FrameInfo(seq=snap.seq, page_frame=page_view.sent, snapshot_s=t1 - t0,
                              frame_s=time.perf_counter() - t0, frame_cpu_s=time.thread_time() - c0)
@@ -222,7 +248,117 @@ class Dashboard(NoFrontEndState, w.VBox):
         sim = self.sim
         return ViewContext(snapshot=snap, time_s=sim.clock if sim is not None else snap.time_s, sim=sim,
                            report=self.last_report, selected=self.page_map.selected_block(snap), fresh=fresh,
-                           text=text)
+                           text=text, summary=sim.summary() if sim is not None and text else None)
+
+    # ------------------------------------------------------------------ history
+    def _record(self, ctx: ViewContext) -> None:
+        """Add the frame just drawn to the run's history (nothing when neither pool nor clock moved)."""
+        hist, sim = self.history, self.sim
+        if len(hist) and hist.seqs[-1] == ctx.snapshot.seq and hist.times[-1] == ctx.time_s:
+            return
+        steps = None
+        if sim is not None:
+            new = sim.steps - self._hist_steps
+            self._hist_steps = sim.steps
+            steps = sim.recent_steps(min(max(new, 0), MAX_STEPS), keys=STEP_KEYS)
+        hist.record(ctx.snapshot, ctx.time_s, summary=ctx.summary, steps=steps)
+
+    def scrub(self, time_s: float | None) -> None:
+        """Show the run as it was at ``time_s`` simulated seconds (the recorded frame at or before it):
+        page map, heatmap, latency trace, stats and serving panel; the live loop pauses. ``None``: back
+        to the present (so does Play, Step or any new frame)."""
+        if time_s is None:
+            with self._lock:
+                if self._past is not None:
+                    self._leave_past()
+                    self.frame()
+            return
+        argument("time_s", time_s, number(-1e300, 1e300))
+        with self._lock:
+            if not len(self.history):
+                raise ValueError("nothing recorded yet: the history starts with the first frame")
+            self.show_frame(self.history.index_at(float(time_s)))
+
+    def show_frame(self, index: int) -> None:
+        """Show recorded frame ``index`` of ``dash.history`` (negative: from the end); pauses the loop."""
+        if self._loop.running:
+            self.stop()
+        with self._lock:
+            hist = self.history
+            n = len(hist)
+            if isinstance(index, bool) or not isinstance(index, int) or not -n <= index < n:
+                raise ValueError(f"index={index!r} is not allowed: the history holds frames 0 to {n - 1}")
+            index %= n
+            snap = hist.snapshot(index)
+            ctx = ViewContext(snapshot=snap, time_s=float(hist.times[index]), sim=None, report=None,
+                              selected=self.page_map.selected_block(snap), summary=hist.summary(index),
+                              past=PastFrame(hist, index))
+            self._past = index
+            with self._carrier.frame_bus.batch():
+                for view in self.views:
+                    view.update(ctx)
+            self._last_ctx = ctx
+            self._show_history()
+            self._show_status(snap)
+
+    def _leave_past(self) -> None:
+        """Views over time rebuild their window up to the last recorded frame: the present again."""
+        self._past = None
+        if len(self.history):
+            last = len(self.history) - 1
+            snap = self.history.snapshot(last)
+            ctx = ViewContext(snapshot=snap, time_s=float(self.history.times[last]), past=PastFrame(self.history, last))
+            for view in self.views:
+                view.update(ctx)
+        self._show_history()
+
+    @property
+    def scrubbing(self) -> bool:
+        """A recorded frame is shown instead of the present."""
+        return self._past is not None
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write this run's history (``dash.history``) to ``path`` (an ``.npz``); the offline report
+        replays it: ``autoglm-lab history PATH --out report.html``. Returns the path."""
+        with self._lock:
+            return self.history.save(path)
+
+    def _on_scrub(self, index: int) -> None:
+        if self._syncing:
+            return
+        self._guarded_call(self.show_frame, int(index))
+
+    def _guarded_call(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("dashboard: %s%r failed", getattr(fn, "__name__", fn), args)
+
+    def _show_history(self) -> None:
+        """The slider's range and place, and the line beside it."""
+        hist = self.history
+        n = len(hist)
+        at = n - 1 if self._past is None else self._past
+        self._syncing = True
+        try:
+            if self.scrubber.max != max(n - 1, 0):
+                self.scrubber.max = max(n - 1, 0)
+            if self.scrubber.value != max(at, 0):
+                self.scrubber.value = max(at, 0)
+        finally:
+            self._syncing = False
+        self.live_button.disabled = self._past is None
+        if n == 0:
+            text = "history: nothing recorded yet"
+        else:
+            span = f"{hist.times[0]:.1f}–{hist.times[-1]:.1f} s"
+            where = "now" if self._past is None else f"<b>t = {hist.times[at]:.2f} s</b> (scrubbing)"
+            text = f"{where} · {n:,} frames, {span} · {format_bytes(hist.nbytes)}"
+            if hist.dropped:
+                text += f" · {hist.dropped:,} oldest dropped"
+        value = f"<span style='font:12px system-ui;color:#475569;white-space:nowrap'>{text}</span>"
+        if self.scrub_label.value != value:
+            self.scrub_label.value = value
 
     def run(self, steps: int, *, frame_every: int = 1) -> dict[str, Any]:
         """Step the simulator (or tick the pool) ``steps`` times, drawing every ``frame_every`` steps;
@@ -319,7 +455,8 @@ class Dashboard(NoFrontEndState, w.VBox):
         self.stop()
         for view in self.views:
             view.close()
-        for widget in (self.header, self.status, *self.controls.values()):
+        for widget in (self.header, self.status, self.scrubber, self.scrub_label, self.live_button,
+                       *self.controls.values()):
             widget.close()
         super().close()
 
@@ -482,6 +619,8 @@ class Dashboard(NoFrontEndState, w.VBox):
             view.reset()
         self.last_report = self._last_compaction = None
         self._pace_anchor = None
+        self.history = SnapshotHistory(self.history_bytes)
+        self._hist_steps, self._past = 0, None
 
     # ------------------------------------------------------------------ loop
     def _advance(self) -> None:
@@ -615,7 +754,9 @@ class Dashboard(NoFrontEndState, w.VBox):
         panels = FixedGridBox([box(label) for label in PANELS],
                               layout=w.Layout(grid_template_columns="repeat(auto-fit, minmax(290px, 1fr))",
                                               width="100%"))
-        return [bar, *rows, panels]
+        history = FixedHBox([self.scrubber, self.scrub_label, self.live_button],
+                            layout=w.Layout(align_items="center", flex_flow="row wrap", width="100%"))
+        return [bar, history, *rows, panels]
 
 
 def demo_pace(sim: Any, story_s: float = _DEMO_STORY_S) -> float:

@@ -9,7 +9,7 @@ column of ``buckets`` bytes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -73,32 +73,46 @@ class FragmentationHeatmap(CanvasView):
     def update(self, snap: PoolSnapshot, time_s: float | None = None) -> np.ndarray:
         """Append the column of ``snap`` (at ``time_s``, default the snapshot's time); returns it."""
         with self._send_lock:
-            buckets = max(1, min(self.buckets, snap.num_pages))
-            col = bucket_column(snap, buckets, self.metric)
-            counts = (snap.stats.compactions, snap.stats.failed_allocations)
-            mark = 0
-            if self._last_counts is not None:
-                mark |= MARK_COMPACT if counts[0] > self._last_counts[0] else 0
-                mark |= MARK_FAIL if counts[1] > self._last_counts[1] else 0
-            if mark & MARK_COMPACT and snap.stats.last_compaction_reason in COMPACT_REASONS:
-                mark |= (1 + COMPACT_REASONS.index(snap.stats.last_compaction_reason)) << MARK_REASON_SHIFT
-            self._last_counts = counts
-            now = snap.time_s if time_s is None else float(time_s)
-            reset = (self._ring_cols.shape[1] != buckets or snap.num_pages != self.num_pages
-                     or self._ring_time.shape[0] != self.history)
-            if reset:
-                self._reset(buckets)
-                self.num_pages = snap.num_pages
-            h = self._head
-            self._ring_time[h], self._ring_marks[h], self._ring_cols[h] = now, mark, col
-            self._head = (h + 1) % self.history
-            self._count = min(self._count + 1, self.history)
+            reset, now, mark, col = self._append(snap, time_s)
             if reset:
                 self._send_full()
             else:
                 self._send_frame("heat", encode_heat(HEAT_APPEND, METRICS.index(self.metric), np.array([now]),
                                                      np.array([mark], np.uint8), col[None, :]))
             return col
+
+    def rebuild(self, frames: Iterable[tuple[PoolSnapshot, float]]) -> None:
+        """Forget the history and hold the columns of ``frames`` (snapshot, time), oldest first; one
+        full frame to the front end (scrubbing through a recorded run)."""
+        with self._send_lock:
+            self._reset(0)
+            self._last_counts = None
+            for snap, time_s in frames:
+                self._append(snap, time_s)
+            self._send_full()
+
+    def _append(self, snap: PoolSnapshot, time_s: float | None) -> tuple[bool, float, int, np.ndarray]:
+        buckets = max(1, min(self.buckets, snap.num_pages))
+        col = bucket_column(snap, buckets, self.metric)
+        counts = (snap.stats.compactions, snap.stats.failed_allocations)
+        mark = 0
+        if self._last_counts is not None:
+            mark |= MARK_COMPACT if counts[0] > self._last_counts[0] else 0
+            mark |= MARK_FAIL if counts[1] > self._last_counts[1] else 0
+        if mark & MARK_COMPACT and snap.stats.last_compaction_reason in COMPACT_REASONS:
+            mark |= (1 + COMPACT_REASONS.index(snap.stats.last_compaction_reason)) << MARK_REASON_SHIFT
+        self._last_counts = counts
+        now = snap.time_s if time_s is None else float(time_s)
+        reset = (self._ring_cols.shape[1] != buckets or snap.num_pages != self.num_pages
+                 or self._ring_time.shape[0] != self.history)
+        if reset:
+            self._reset(buckets)
+            self.num_pages = snap.num_pages
+        h = self._head
+        self._ring_time[h], self._ring_marks[h], self._ring_cols[h] = now, mark, col
+        self._head = (h + 1) % self.history
+        self._count = min(self._count + 1, self.history)
+        return reset, now, mark, col
 
     def _order(self) -> np.ndarray:
         return (self._head - self._count + np.arange(self._count)) % max(self.history, 1)
@@ -135,6 +149,14 @@ class HeatmapView(DashboardView):
 
     def update(self, ctx: ViewContext) -> None:
         if not ctx.fresh:
+            return
+        if ctx.past is not None:  # scrubbing: the recorded frames of the window ending at this one
+            hist, end = ctx.past.history, ctx.past.index
+            times = hist.times
+            start = int(np.searchsorted(times, times[end] - self.widget.window_s, side="left"))
+            start = max(start, end - self.widget.history + 1)
+            self.widget.rebuild((hist.snapshot(i), float(times[i])) for i in range(start, end + 1))
+            self._last = None
             return
         key = (ctx.snapshot.seq, ctx.time_s if ctx.sim is not None else 0.0)
         if key != self._last:

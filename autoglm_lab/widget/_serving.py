@@ -72,8 +72,9 @@ class ServingPanel(NoFrontEndState, w.HTML):
 
 
 class ServingView(DashboardView):
-    """The serving panel in a dashboard, under the stats panel; a plain pool has no simulator, so the
-    panel says so (it stays, empty: the layout never jumps)."""
+    """The serving panel in a dashboard, under the stats panel: ``ctx.summary`` (live, or recorded when
+    scrubbing); a plain pool has no simulator, so the panel says so (it stays, empty: the layout never
+    jumps)."""
 
     name = "serving"
     row = 0
@@ -84,4 +85,4 @@ class ServingView(DashboardView):
 
     def update(self, ctx: ViewContext) -> None:
         if ctx.text:
-            self.widget.update(ctx.sim.summary() if ctx.sim is not None else None)
+            self.widget.update(ctx.summary)

@@ -208,6 +208,12 @@ class TraceView(DashboardView):
     def update(self, ctx: ViewContext) -> None:
         if not ctx.fresh:
             return
+        if ctx.past is not None:  # scrubbing: the window ending at the recorded frame; live reads anew after
+            self._mark, self._sim, self._steps_read = None, None, 0
+            steps = ctx.past.history.steps(ctx.past.index)
+            rows = window_from_steps(steps, max_points=MAX_STEPS) if steps else window_from_events(ctx.snapshot.events)
+            self.widget.update(_trimmed(rows, self.widget.window_s, MAX_STEPS))
+            return
         sim, snap = ctx.sim, ctx.snapshot
         mark = (sim.steps, sim.clock) if sim is not None else (snap.events_total, snap.seq)
         if mark == self._mark:

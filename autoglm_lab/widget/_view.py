@@ -3,6 +3,7 @@
 ```
 Dashboard ──ViewContext──▶ view.update(ctx)   for view in dashboard.views (registration order)
           ──────────────▶ view.reset()       Reset button, pool rebuilt: forget history
+   (scrubbing: view.update(ctx) with ctx.past = a recorded frame; views over time rebuild from it)
           ──────────────▶ view.close()       dashboard closed
 ```
 
@@ -24,9 +25,10 @@ import ipywidgets as w
 if TYPE_CHECKING:
     import numpy as np
 
+    from ..history import SnapshotHistory
     from ..pool import PagedPool, PoolSnapshot
 
-__all__ = ["SimRecords", "CompactionInfo", "ViewContext", "ViewSetup", "View", "DashboardView", "SIDE_PX",
+__all__ = ["SimRecords", "CompactionInfo", "ViewContext", "PastFrame", "ViewSetup", "View", "DashboardView", "SIDE_PX",
            "chart_layout"]
 
 SIDE_PX = 290  # width of the column right of the page map (the stats panel)
@@ -79,6 +81,16 @@ class ViewContext:
     selected: dict[str, Any] | None = None  # the page map's selected block, as found in `snapshot`
     fresh: bool = True                     # a new snapshot; False: the last one again (selection, pause)
     text: bool = True                      # refresh text now (the live loop: 5 times a second)
+    summary: Mapping[str, Any] | None = None  # the simulator's summary at this moment (None: no simulator)
+    past: PastFrame | None = None          # a recorded frame shown while scrubbing (None: the present)
+
+
+@dataclass(frozen=True)
+class PastFrame:
+    """Frame ``index`` of ``history``: views that draw over time rebuild their window from it."""
+
+    history: SnapshotHistory
+    index: int
 
 
 @dataclass(frozen=True)

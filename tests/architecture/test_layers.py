@@ -13,16 +13,17 @@ from autoglm_lab.pool import set_default_compaction_service
 
 ROOT = Path(al.__file__).parent
 
-# widget > tuning | cli | report | torchsnap > workload > compactor > pool
+# widget > tuning | cli | report | torchsnap > workload > compactor > pool; history reads only the pool
 ALLOWED: dict[str, set[str]] = {
     "pool": set(),
+    "history": {"pool"},
     "compactor": {"pool"},
     "workload": {"pool", "compactor"},
-    "report": {"pool", "compactor", "workload"},
-    "tuning": {"pool", "compactor", "workload", "report"},
-    "torchsnap": {"pool", "compactor", "workload", "tuning", "report"},
-    "cli": {"pool", "compactor", "workload", "tuning", "report", "torchsnap", "__init__"},
-    "widget": {"pool", "compactor", "workload", "tuning", "report", "torchsnap"},
+    "report": {"pool", "compactor", "workload", "history"},
+    "tuning": {"pool", "compactor", "workload", "report", "history"},
+    "torchsnap": {"pool", "compactor", "workload", "tuning", "report", "history"},
+    "cli": {"pool", "compactor", "workload", "tuning", "report", "torchsnap", "history", "__init__"},
+    "widget": {"pool", "compactor", "workload", "tuning", "report", "torchsnap", "history"},
 }
 
 

@@ -54,7 +54,8 @@ def test_a_plain_pool_has_an_empty_serving_panel_that_keeps_its_place(small_pool
     dash = Dashboard(small_pool)
     try:
         assert _rows(dash.serving.value) == {"simulator": ""}
-        side = next(box for box in dash.children[1].children if dash.stats in getattr(box, "children", ()))
+        side = next(box for row in dash.children for box in getattr(row, "children", ())
+                    if dash.stats in getattr(box, "children", ()))
         assert list(side.children) == [dash.stats, dash.serving]  # one column beside the page map
     finally:
         dash.close()
