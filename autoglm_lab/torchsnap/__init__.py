@@ -13,7 +13,8 @@ write_html_report(res, snap, "oom.html")        # standalone, offline
 
 Layers: `_schema` (the typed record), `_load` (the data-only unpickler and validation), `_model`
 (the caching allocator's rules), `_timeline` (pairing, the state before the trace, bytes over time),
-`_stats`, `_replay` (into the model and into a `PagedPool`), `_analysis` (verdicts), `_synth`
+`_stats`, `_replay` (into the model and into a `PagedPool`), `_frames` (both replays recorded as pool
+snapshots at chosen entries, for a time slider), `_analysis` (verdicts), `_synth`
 (seeded synthetic snapshots), `_report` (HTML), `cli` (``autoglm-lab torch-snapshot``).
 This package imports the pool and the report helpers; nothing below it imports this package.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ._analysis import Analysis, Verdict, analyze, fmt_bytes, fmt_seconds
+from ._frames import ReplayFrames, replay_frames
 from ._load import DEFAULT_MAX_BYTES, UnsafePickleError, load_torch_snapshot, parse_snapshot
 from ._model import CachingAllocatorModel, OomCheck
 from ._record import record_oom_snapshot
@@ -64,6 +66,7 @@ __all__ = [
     "SegmentStats", "SnapshotStats", "CallSite", "snapshot_stats",
     "TorchState", "TorchReplay", "PoolOutcome", "PoolReplay", "replay_torch", "replay_pool", "device_capacity",
     "pool_config", "pool_configs", "DEFAULT_BANDWIDTH", "sweep", "shipped_snapshot_path",
+    "ReplayFrames", "replay_frames",
     "Verdict", "Analysis", "analyze", "fmt_bytes", "fmt_seconds",
     "synthetic_snapshot", "write_synthetic_snapshot", "run_program", "record_oom_snapshot",
     "build_html", "write_html_report", "segment_map_rgb", "segment_map_cells", "MAP_STATES", "MAP_COLOURS",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,8 @@ from ._schema import Action, TorchSnapshot, round_size
 from ._timeline import Timeline, round_sizes, timeline
 
 __all__ = ["TorchState", "TorchReplay", "PoolOutcome", "PoolReplay", "replay_torch", "replay_pool",
-           "device_capacity", "DEFAULT_BANDWIDTH", "pick_device", "model_for", "pool_configs", "pool_config"]
+           "device_capacity", "DEFAULT_BANDWIDTH", "pick_device", "model_for", "pool_configs", "pool_config",
+           "TorchStepper", "PoolStepper", "run_torch", "run_pool"]
 
 DEFAULT_BANDWIDTH = 1.0e12  # bytes per second a device-side copy moves (order of an H100's copy_)
 CPU_BACKEND_BYTES = 256 << 20  # the CPU backend divides every size by a power of two to stay under this
@@ -114,42 +115,52 @@ def _final_match(model: CachingAllocatorModel, snapshot: TorchSnapshot, device: 
     return same, len(segs)
 
 
-def replay_torch(snapshot: TorchSnapshot, device: int | None = None, *, tl: Timeline | None = None) -> TorchReplay:
-    """Replay the trace through the caching-allocator model, applying the trace's own addresses, and
-    record the state (and what torch's rules would do) at every OOM and at the peak."""
-    t0 = time.perf_counter()
-    device = pick_device(snapshot, device)
-    tl = tl or timeline(snapshot, device)
-    model = _initial_model(snapshot, device, tl)
-    trace = snapshot.trace_of(device)
-    states: dict[int, TorchState] = {}
-    allocs = same = 0
-    notes: list[str] = []
-    if trace is not None and len(trace) and not tl.initial.segments and not np.any(
-            (trace.action >= _SA) & (trace.action <= _SU)):
-        notes.append("the trace has no segments or segment events (a snapshot made from profiler events?): "
-                     "the allocator model has nothing to replay")
-        trace = None
-    if trace is not None and len(trace):
-        act = trace.action.tolist()
-        addr = trace.addr.tolist()
-        size = trace.size.tolist()
-        rounded = round_sizes(trace.size).tolist()
-        stream = trace.stream.tolist()
-        watch = set(trace.indices(Action.OOM).tolist())
-        if tl.peak_index >= 0:
-            watch.add(tl.peak_index)
+class TorchStepper:
+    """The synchronised model stepping through the trace: the one stepping core of `replay_torch`
+    and `replay_frames`. `advance` applies the entries up to a position, in order, each once;
+    between calls the caller reads the model (``model``, `state`)."""
+
+    def __init__(self, snapshot: TorchSnapshot, device: int, tl: Timeline) -> None:
+        self.model = _initial_model(snapshot, device, tl)
+        self.notes: list[str] = []
+        self.allocs = 0
+        self.same = 0              # allocations the model would have placed where torch did
+        self.pos = 0               # entries applied so far
+        trace = snapshot.trace_of(device)
+        if trace is not None and len(trace) and not tl.initial.segments and not np.any(
+                (trace.action >= _SA) & (trace.action <= _SU)):
+            self.notes.append("the trace has no segments or segment events (a snapshot made from profiler events?): "
+                              "the allocator model has nothing to replay")
+            trace = None
+        self.trace = trace if trace is not None and len(trace) else None
+        self.n = 0 if self.trace is None else len(self.trace)
+        if self.trace is not None:
+            t = self.trace
+            self._cols = (t.action.tolist(), t.addr.tolist(), t.size.tolist(), round_sizes(t.size).tolist(),
+                          t.stream.tolist())
+
+    def state(self, i: int) -> TorchState:
+        """The state now (just before entry ``i``) and what torch's rules do with entry ``i``'s request."""
+        model = self.model
+        act, addr, size, _rounded, stream = self._cols
+        if act[i] == _OOM:
+            check = model.check_oom(size[i], stream[i], addr[i])
+        else:
+            check = model.check_oom(round_size(size[i]), stream[i], 0)
+        return TorchState(i, model.reserved, model.active, model.allocated, model.free_cached_bytes, check)
+
+    def advance(self, stop: int) -> None:
+        """Apply the entries from ``pos`` up to (not including) ``stop``."""
+        stop = min(stop, self.n)
+        if stop <= self.pos:
+            return
+        model = self.model
+        act, addr, size, rounded, stream = self._cols
         predict, apply_alloc = model.predict, model.apply_alloc
         free_req, free_done = model.apply_free_requested, model.apply_free_completed
-        for i in range(len(act)):
+        allocs = same = 0
+        for i in range(self.pos, stop):
             c = act[i]
-            if i in watch:
-                if c == _OOM:
-                    check = model.check_oom(size[i], stream[i], addr[i])
-                else:
-                    check = model.check_oom(round_size(size[i]), stream[i], 0)
-                states[i] = TorchState(i, model.reserved, model.active, model.allocated, model.free_cached_bytes,
-                                       check)
             if c == _A:
                 allocs += 1
                 r = rounded[i]
@@ -168,15 +179,55 @@ def replay_torch(snapshot: TorchSnapshot, device: int | None = None, *, tl: Time
                 model.apply_segment_map(addr[i], size[i], stream[i])
             elif c == _SU:
                 model.apply_segment_unmap(addr[i], size[i])
-    matching, total = _final_match(model, snapshot, device)
-    if model.num_anomalies:
-        notes.append(f"the allocator model could not apply {model.num_anomalies} trace event(s) (first: "
-                     f"{model.anomalies[0]}): not a trace of torch's CUDA caching allocator, or settings the model "
-                     f"does not cover; its verdicts are unreliable here")
-    return TorchReplay(device=device, allocs=allocs, same_address=same, states=states,
-                       peak_active_bytes=model.peak_active, peak_reserved_bytes=model.peak_reserved,
-                       final_segments_matching=matching, final_segments=total, num_anomalies=model.num_anomalies,
-                       anomalies=tuple(model.anomalies), seconds=time.perf_counter() - t0, notes=tuple(notes))
+        self.allocs += allocs
+        self.same += same
+        self.pos = stop
+
+    def result(self, snapshot: TorchSnapshot, device: int, states: Mapping[int, TorchState], t0: float
+               ) -> TorchReplay:
+        model = self.model
+        matching, total = _final_match(model, snapshot, device)
+        notes = list(self.notes)
+        if model.num_anomalies:
+            notes.append(f"the allocator model could not apply {model.num_anomalies} trace event(s) (first: "
+                         f"{model.anomalies[0]}): not a trace of torch's CUDA caching allocator, or settings the "
+                         f"model does not cover; its verdicts are unreliable here")
+        return TorchReplay(device=device, allocs=self.allocs, same_address=self.same, states=states,
+                           peak_active_bytes=model.peak_active, peak_reserved_bytes=model.peak_reserved,
+                           final_segments_matching=matching, final_segments=total,
+                           num_anomalies=model.num_anomalies, anomalies=tuple(model.anomalies),
+                           seconds=time.perf_counter() - t0, notes=tuple(notes))
+
+
+def run_torch(snapshot: TorchSnapshot, device: int, tl: Timeline, t0: float, after: Sequence[int] = (),
+              on_frame: Callable[[TorchStepper, int], None] | None = None) -> TorchReplay:
+    """`replay_torch`'s run, calling ``on_frame(stepper, e)`` after each entry ``e`` of ``after``
+    (ascending) has been applied."""
+    run = TorchStepper(snapshot, device, tl)
+    watch: set[int] = set()
+    if run.trace is not None:
+        watch.update(run.trace.indices(Action.OOM).tolist())
+        if tl.peak_index >= 0:
+            watch.add(tl.peak_index)
+    # (position, 0, i): the state just before entry i; (position, 1, e): a frame just after entry e
+    stops = sorted([(i, 0, i) for i in watch] + [(e + 1, 1, e) for e in after])
+    states: dict[int, TorchState] = {}
+    for pos, kind, i in stops:
+        run.advance(pos)
+        if kind == 0:
+            states[i] = run.state(i)
+        elif on_frame is not None:
+            on_frame(run, i)
+    run.advance(run.n)
+    return run.result(snapshot, device, states, t0)
+
+
+def replay_torch(snapshot: TorchSnapshot, device: int | None = None, *, tl: Timeline | None = None) -> TorchReplay:
+    """Replay the trace through the caching-allocator model, applying the trace's own addresses, and
+    record the state (and what torch's rules would do) at every OOM and at the peak."""
+    t0 = time.perf_counter()
+    device = pick_device(snapshot, device)
+    return run_torch(snapshot, device, tl or timeline(snapshot, device), t0)
 
 
 def device_capacity(snapshot: TorchSnapshot, device: int, tl: Timeline | None = None) -> int:
@@ -242,79 +293,92 @@ def _meta_ok() -> bool:
     return True
 
 
-def replay_pool(snapshot: TorchSnapshot, device: int | None = None,
-                config: PoolConfig | Mapping[str, Any] | None = None, *, capacity: int | str | None = None,
-                backend: str = "auto", bandwidth: float = DEFAULT_BANDWIDTH, label: str | None = None,
-                tl: Timeline | None = None) -> PoolReplay:
-    """Replay the trace's allocations and frees, in order, into a `PagedPool` of ``config``
-    (page size, fit, coalesce, compaction...: its sizes and device are replaced: the pool is one
-    segment of ``capacity`` bytes, default `device_capacity`).
+class PoolStepper:
+    """A `PagedPool` replaying the trace's allocations and frees in order: the one stepping core of
+    `replay_pool` and `replay_frames`. `advance` applies the entries up to a position, each once;
+    between calls the caller reads ``pool`` and the counters."""
 
-    backend: "meta" (books only, any size), "cpu" (a real CPU pool with every size divided by a power
-    of two so that it stays under 256 MiB: page counts are exact, the copies are scaled), or "auto"
-    (meta when the pool accepts it).
-    """
-    t0 = time.perf_counter()
-    device = pick_device(snapshot, device)
-    tl = tl or timeline(snapshot, device)
-    base = pool_config(config)
-    page = int(base.page_size)
-    if capacity is None:  # a trace without segments (made from profiler events) has no reserved bytes
-        cap = max(device_capacity(snapshot, device, tl), page)
-    else:
-        cap = parse_size(capacity, name="capacity")
-    if not (isinstance(bandwidth, int | float) and not isinstance(bandwidth, bool) and math.isfinite(bandwidth)
-            and bandwidth > 0):
-        raise ValueError(f"bandwidth={bandwidth!r} is not allowed: bytes per second, a finite number > 0")
-    pages_total = cap // page
-    if pages_total < 1:
-        raise ValueError(f"capacity {cap} bytes is less than one {format_size(page)} page")
-    if backend not in ("auto", "meta", "cpu"):
-        raise ValueError(f"backend={backend!r} is not allowed: 'auto', 'meta' or 'cpu'")
-    use_meta = backend == "meta" or (backend == "auto" and _meta_ok())
-    scale = 1
-    if not use_meta:
-        while pages_total * page // scale > CPU_BACKEND_BYTES and page // (scale * 2) >= 64:
-            scale *= 2
-        if pages_total * page // scale > 1 << 30:
-            raise ValueError(f"a {format_size(pages_total * page)} pool of {format_size(page)} pages does not fit "
-                             f"the CPU backend even scaled by {scale}: use backend='meta' or larger pages")
-    run_bytes = pages_total * page // scale
-    cfg = base.replace(page_size=page // scale, memory_pool_initial_size=run_bytes, max_size=run_bytes,
-                       segment_size=run_bytes, device="meta" if use_meta else "cpu",
-                       compaction_budget_bytes=None if base.compaction_budget_bytes is None else
-                       max(page // scale, int(base.compaction_budget_bytes) // scale))
-    pool = PagedPool(cfg)
-    real_cfg = base.replace(memory_pool_initial_size=pages_total * page, max_size=pages_total * page,
-                            segment_size=pages_total * page, device="meta" if use_meta else base.device)
-    trace = snapshot.trace_of(device)
-    notes: list[str] = []
-    by_close: dict[int, Any] = {}
-    for pre in tl.initial.allocations:
-        try:
-            blk = pool.alloc_bytes(-(-max(pre.requested, 1) // scale))
-        except PoolExhausted:
-            notes.append(f"an allocation from before the trace ({pre.requested} bytes) did not fit the pool")
-            continue
-        if pre.completed_at >= 0:
-            by_close[pre.completed_at] = blk
-    outcomes: dict[int, PoolOutcome] = {}
-    failed = allocs = 0
-    first_failure = -1
-    if trace is not None and len(trace):
-        act = trace.action
-        rel = np.flatnonzero((act == _A) | (act == _FC) | (act == _OOM))
-        pair = tl.pairing.open_of
-        codes = act[rel].tolist()
-        sizes = trace.size[rel].tolist()
-        opens = pair[rel].tolist()
-        times = trace.time_us[rel].tolist()
-        peak = tl.peak_index
-        eager = cfg.compaction == "eager"
-        t_first = next((t for t in times if t >= 0), 0)
-        live: dict[int, Any] = {}
+    def __init__(self, snapshot: TorchSnapshot, device: int, config: PoolConfig | Mapping[str, Any] | None,
+                 capacity: int | str | None, backend: str, bandwidth: float, tl: Timeline) -> None:
+        base = pool_config(config)
+        page = int(base.page_size)
+        if capacity is None:  # a trace without segments (made from profiler events) has no reserved bytes
+            cap = max(device_capacity(snapshot, device, tl), page)
+        else:
+            cap = parse_size(capacity, name="capacity")
+        if not (isinstance(bandwidth, int | float) and not isinstance(bandwidth, bool)
+                and math.isfinite(bandwidth) and bandwidth > 0):
+            raise ValueError(f"bandwidth={bandwidth!r} is not allowed: bytes per second, a finite number > 0")
+        pages_total = cap // page
+        if pages_total < 1:
+            raise ValueError(f"capacity {cap} bytes is less than one {format_size(page)} page")
+        if backend not in ("auto", "meta", "cpu"):
+            raise ValueError(f"backend={backend!r} is not allowed: 'auto', 'meta' or 'cpu'")
+        use_meta = backend == "meta" or (backend == "auto" and _meta_ok())
+        scale = 1
+        if not use_meta:
+            while pages_total * page // scale > CPU_BACKEND_BYTES and page // (scale * 2) >= 64:
+                scale *= 2
+            if pages_total * page // scale > 1 << 30:
+                raise ValueError(f"a {format_size(pages_total * page)} pool of {format_size(page)} pages does not "
+                                 f"fit the CPU backend even scaled by {scale}: use backend='meta' or larger pages")
+        run_bytes = pages_total * page // scale
+        cfg = base.replace(page_size=page // scale, memory_pool_initial_size=run_bytes, max_size=run_bytes,
+                           segment_size=run_bytes, device="meta" if use_meta else "cpu",
+                           compaction_budget_bytes=None if base.compaction_budget_bytes is None else
+                           max(page // scale, int(base.compaction_budget_bytes) // scale))
+        self.pool = PagedPool(cfg)
+        self.real_config = base.replace(memory_pool_initial_size=pages_total * page, max_size=pages_total * page,
+                                        segment_size=pages_total * page,
+                                        device="meta" if use_meta else base.device)
+        self.page, self.scale, self.bandwidth = page, scale, bandwidth
+        self.capacity_bytes = pages_total * page
+        self.backend = "meta" if use_meta else f"cpu/{scale}"
+        self.notes: list[str] = []
+        self.by_close: dict[int, Any] = {}   # allocations from before the trace, by the entry that frees them
+        for pre in tl.initial.allocations:
+            try:
+                blk = self.pool.alloc_bytes(-(-max(pre.requested, 1) // scale))
+            except PoolExhausted:
+                self.notes.append(f"an allocation from before the trace ({pre.requested} bytes) did not fit the pool")
+                continue
+            if pre.completed_at >= 0:
+                self.by_close[pre.completed_at] = blk
+        self.outcomes: dict[int, PoolOutcome] = {}
+        self.live: dict[int, Any] = {}       # traced allocations held, by their alloc entry
+        self.allocs = 0
+        self.failed = 0                      # allocations torch served that this pool could not
+        self.first_failure = -1
+        self.k = 0                           # relevant entries applied so far
+        self._eager = cfg.compaction == "eager"
+        self._peak = tl.peak_index
+        trace = snapshot.trace_of(device)
+        if trace is not None and len(trace):
+            act = trace.action
+            self._rel = np.flatnonzero((act == _A) | (act == _FC) | (act == _OOM))
+            self._cols = (self._rel.tolist(), act[self._rel].tolist(), trace.size[self._rel].tolist(),
+                          tl.pairing.open_of[self._rel].tolist(), trace.time_us[self._rel].tolist())
+            self.n = len(trace)
+        else:
+            self._rel = np.zeros(0, dtype=np.int64)
+            self._cols = ([], [], [], [], [])
+            self.n = 0
+        self._t_first = next((t for t in self._cols[4] if t >= 0), 0)
+
+    def advance(self, stop: int) -> None:
+        """Apply the entries before position ``stop`` not applied yet."""
+        k_stop = int(np.searchsorted(self._rel, stop))
+        if k_stop <= self.k:
+            return
+        rel, codes, sizes, opens, times = self._cols
+        pool, scale, page, bandwidth = self.pool, self.scale, self.page, self.bandwidth
+        live, by_close, outcomes = self.live, self.by_close, self.outcomes
+        peak, eager, t_first = self._peak, self._eager, self._t_first
         alloc_bytes, free = pool.alloc_bytes, pool.free
-        for k, i in enumerate(rel.tolist()):
+        allocs = failed = 0
+        first_failure = self.first_failure
+        for k in range(self.k, k_stop):
+            i = rel[k]
             c = codes[k]
             if c == _A:
                 allocs += 1
@@ -339,14 +403,56 @@ def replay_pool(snapshot: TorchSnapshot, device: int | None = None,
                     free(blk)
             else:
                 outcomes[i] = _attempt(pool, i, sizes[k], scale, page, bandwidth, keep=None)
-    st = pool.stats()
-    if st.num_segments != 1:
-        notes.append("the pool grew past one segment")
-    return PoolReplay(label=label or _label(real_cfg), config=real_cfg, capacity_bytes=pages_total * page,
-                      backend="meta" if use_meta else f"cpu/{scale}", outcomes=outcomes, allocs=allocs,
-                      failed_allocs=failed, first_failure=first_failure, compactions=st.compactions,
-                      bytes_moved=st.compaction_pages_moved * page, peak_used_bytes=st.peak_used_bytes * scale,
-                      seconds=time.perf_counter() - t0, notes=tuple(notes))
+        self.allocs += allocs
+        self.failed += failed
+        self.first_failure = first_failure
+        self.k = k_stop
+
+    def result(self, label: str | None, t0: float) -> PoolReplay:
+        st = self.pool.stats()
+        notes = list(self.notes)
+        if st.num_segments != 1:
+            notes.append("the pool grew past one segment")
+        return PoolReplay(label=label or _label(self.real_config), config=self.real_config,
+                          capacity_bytes=self.capacity_bytes, backend=self.backend, outcomes=self.outcomes,
+                          allocs=self.allocs, failed_allocs=self.failed, first_failure=self.first_failure,
+                          compactions=st.compactions, bytes_moved=st.compaction_pages_moved * self.page,
+                          peak_used_bytes=st.peak_used_bytes * self.scale, seconds=time.perf_counter() - t0,
+                          notes=tuple(notes))
+
+
+def run_pool(snapshot: TorchSnapshot, device: int, config: PoolConfig | Mapping[str, Any] | None, *,
+             capacity: int | str | None, backend: str, bandwidth: float, label: str | None, tl: Timeline,
+             t0: float, after: Sequence[int] = (), on_frame: Callable[[PoolStepper, int], None] | None = None
+             ) -> PoolReplay:
+    """`replay_pool`'s run, calling ``on_frame(stepper, e)`` after each entry ``e`` of ``after``
+    (ascending) has been applied."""
+    run = PoolStepper(snapshot, device, config, capacity, backend, bandwidth, tl)
+    for e in sorted(after):
+        run.advance(e + 1)
+        if on_frame is not None:
+            on_frame(run, e)
+    run.advance(run.n)
+    return run.result(label, t0)
+
+
+def replay_pool(snapshot: TorchSnapshot, device: int | None = None,
+                config: PoolConfig | Mapping[str, Any] | None = None, *, capacity: int | str | None = None,
+                backend: str = "auto", bandwidth: float = DEFAULT_BANDWIDTH, label: str | None = None,
+                tl: Timeline | None = None) -> PoolReplay:
+    """Replay the trace's allocations and frees, in order, into a `PagedPool` of ``config``
+    (page size, fit, coalesce, compaction...: its sizes and device are replaced: the pool is one
+    segment of ``capacity`` bytes, default `device_capacity`).
+
+    backend: "meta" (books only, any size), "cpu" (a real CPU pool with every size divided by a power
+    of two so that it stays under 256 MiB: page counts are exact, the copies are scaled), or "auto"
+    (meta when the pool accepts it).
+    """
+    t0 = time.perf_counter()
+    device = pick_device(snapshot, device)
+    tl = tl or timeline(snapshot, device)
+    return run_pool(snapshot, device, config, capacity=capacity, backend=backend, bandwidth=bandwidth, label=label,
+                    tl=tl, t0=t0)
 
 
 def _attempt(pool: PagedPool, index: int, size: int, scale: int, page: int, bandwidth: float,
