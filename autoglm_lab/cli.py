@@ -1,8 +1,8 @@
 """``autoglm-lab``: the lab without a notebook.
 
 ```
-autoglm-lab demo   [--steps N] [--device D] [--out F.html]  headless default demo -> HTML report
-autoglm-lab replay TRACE.csv [options]                      serve a trace, report + optional CSV
+autoglm-lab demo   [--limit N] [--steps N] [--out F.html]   headless default demo -> HTML report
+autoglm-lab replay TRACE.csv [--limit N] [options]          serve a trace, report + optional CSV
 autoglm-lab tune   [--param NAME=V1,V2 ...] [options]       sweep pool/serving parameters
 autoglm-lab bench  [--quick | --only NAME]                  benchmark scripts or a light built-in run
 ```
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .pool import COMPACTION_MODES, COMPACTION_STRATEGIES
-from .workload import LAYOUTS, REUSE_STRATEGIES
+from .pool import COMPACTION_MODES, COMPACTION_STRATEGIES, group_stats
+from .workload import DEMO_LIMIT, LAYOUTS, REUSE_STRATEGIES, SUMMARY_LABELS
 
 if TYPE_CHECKING:
     from .pool import PagedPool, PoolSnapshot
@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 
 PROG = "autoglm-lab"
 _DEVICE_HELP = "auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda or cuda:N (default auto)"
+_STEPS_HELP = "stop after this many simulator steps even if requests remain (default: none, serve every request)"
+# the summary keys printed after a run (labelled by SUMMARY_LABELS); the report has them all
+_PRINTED = ("steps", "sim_time_s", "requests_done", "requests_rejected", "preemptions", "ttft_p50_s", "ttft_p99_s",
+            "per_token_latency_p99_s", "peak_utilisation", "failures", "evictions", "compactions")
+_SLOWDOWN_BINS = 10  # over_time slices: the slowdown compares the last tenth of the run with the first
 log = logging.getLogger(__name__)
 _REPO = Path(__file__).resolve().parents[1]  # a source checkout: `bench` runs its benchmarks/ scripts
 DEFAULT_SPACE = {
@@ -132,10 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the default demo headless and write an HTML report",
                        description="Run the default demo (64 MiB pool of 64 KiB pages, on the GPU when there is "
-                                   "one, contiguous KV, LRU reuse, the shipped trace) without a notebook and write "
-                                   "a standalone HTML report.")
-    p.add_argument("--steps", type=_positive_int, default=6000, help="simulator steps (default 6000)")
-    p.add_argument("--snapshots", type=_positive_int, default=60, help="snapshots for the heatmap (default 60)")
+                                   "one, contiguous KV, LRU reuse, the shipped Mooncake trace 8x faster with "
+                                   "prompts at 1/8) without a notebook and write a standalone HTML report. The "
+                                   f"defaults serve the first {DEMO_LIMIT:,} requests to the end: enough to fill the "
+                                   "pool several times, so the report shows failed allocations, preemptions, "
+                                   "compactions, evictions and the slowdown over time.")
+    p.add_argument("--limit", type=_positive_int, default=DEMO_LIMIT,
+                   help=f"requests of the trace to serve, to completion (default {DEMO_LIMIT})")
+    p.add_argument("--steps", type=_positive_int, default=None, help=_STEPS_HELP)
+    p.add_argument("--snapshots", type=_positive_int, default=60,
+                   help="snapshots for the heatmap (default 60; a run without --steps keeps up to twice as many)")
     p.add_argument("--kv-layout", choices=LAYOUTS, default="contiguous")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help=_DEVICE_HELP)
@@ -147,9 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Serve the requests of a trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens) "
                                    "and write an HTML report (and optionally the per-step table as CSV).")
     p.add_argument("trace", type=Path, metavar="TRACE.csv")
-    p.add_argument("--steps", type=_positive_int, default=2000, help="at most this many steps (default 2000)")
-    p.add_argument("--limit", type=_positive_int, default=None, help="read at most this many requests")
-    p.add_argument("--time-scale", type=_positive_float, default=1.0, help="arrivals this many times faster")
+    p.add_argument("--limit", type=_positive_int, default=None,
+                   help="serve the first N requests of the trace, to completion (default: all of them)")
+    p.add_argument("--steps", type=_positive_int, default=None, help=_STEPS_HELP)
+    p.add_argument("--time-scale", type=_positive_float, default=1.0,
+                   help="arrivals this many times faster (default 1: as recorded; a trace that leaves the pool "
+                        "mostly idle shows no fragmentation: raise this or lower --pool-size)")
     p.add_argument("--token-scale", type=_positive_float, default=1.0, help="multiply token counts")
     p.add_argument("--snapshots", type=_positive_int, default=60)
     p.add_argument("--out", type=Path, default=Path("autoglm_lab_replay.html"), help="report path")
@@ -199,22 +213,35 @@ def _say(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
-def _run_with_snapshots(sim: ServingSim, steps: int, snapshots: int, quiet: bool
+def _run_with_snapshots(sim: ServingSim, steps: int | None, snapshots: int, quiet: bool
                         ) -> tuple[list[PoolSnapshot], list[float]]:
-    """Run ``steps`` steps, taking about ``snapshots`` evenly spaced snapshots (and one at the end)."""
+    """Run ``steps`` steps, or with None until every request is done, taking ``snapshots`` to twice
+    that many evenly spaced snapshots (and one at the end)."""
     from tqdm.auto import tqdm
 
-    every = max(1, steps // snapshots)
-    snaps, times = [sim.pool.snapshot()], [sim.clock]
-    with tqdm(total=steps, disable=quiet, unit="step", desc="serving", file=sys.stderr) as bar:
-        done = 0
-        while done < steps and not sim.done:
-            n = min(every, steps - done)
-            sim.run(n, progress=False)
-            done += n
-            bar.update(n)
+    # the length of an open-ended run is unknown: snapshot often, and halve the list when it is full
+    every = max(1, steps // snapshots) if steps is not None else 16
+    snaps, times, at = [sim.pool.snapshot()], [sim.clock], [sim.steps]
+    start = sim.steps
+    total, unit = (steps, "step") if steps is not None else (len(sim.requests), "request")
+
+    def progress() -> int:
+        return sim.steps - start if steps is not None else int(sim.totals["finished"] + sim.totals["rejected"])
+
+    with tqdm(total=total, disable=quiet, unit=unit, desc="serving", file=sys.stderr) as bar:
+        while (steps is None or sim.steps - start < steps) and not sim.done:
+            before = progress()
+            sim.run(every if steps is None else min(every, steps - (sim.steps - start)), progress=False)
+            bar.update(progress() - before)
             snaps.append(sim.pool.snapshot())
             times.append(sim.clock)
+            at.append(sim.steps)
+            if len(snaps) > 2 * snapshots:
+                snaps, times, at = snaps[::2], times[::2], at[::2]
+                every *= 2
+    if at[-1] != sim.steps:  # the halving dropped the end
+        snaps.append(sim.pool.snapshot())
+        times.append(sim.clock)
     return snaps, times
 
 
@@ -224,14 +251,32 @@ def _report(path: Path, title: str, pool: PagedPool, sim: ServingSim, snaps: lis
 
     config = {"pool": pool.config.to_dict(), "serving": sim.config.to_dict(), "run": extra}
     return write_report(path, snaps, steps=sim.results(), summary=sim.summary(), config=config, times=times,
-                        title=title)
+                        title=title, over_time=sim.over_time(_SLOWDOWN_BINS))
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
-    keys = ("steps", "sim_time_s", "requests_done", "requests_rejected", "failures", "preemptions", "compactions",
-            "peak_utilisation", "ttft_p99_s", "step_latency_p99_s")
-    _say("  ".join(f"{k}={summary[k]:.4g}" if isinstance(summary[k], float) else f"{k}={summary[k]}"
-                   for k in keys))
+def _print_summary(sim: ServingSim, steps: int | None) -> None:
+    """A few figures of the run, grouped and labelled as in the report; says when --steps cut it short."""
+    from .workload import slowdown_ratio
+
+    summary = sim.summary()
+    groups = group_stats({k: summary[k] for k in _PRINTED}, SUMMARY_LABELS)
+    width = max(len(g) for g, _ in groups)
+    for group, rows in groups:
+        _say(f"{group:<{width}}  " + " · ".join(f"{label}: {text}" for _, label, text in rows))
+    ratio = slowdown_ratio(sim.over_time(_SLOWDOWN_BINS))
+    _say(f"{'Slowdown':<{width}}  median TTFT of the last tenth of the run: "
+         + (f"{ratio:.2f} times the first tenth's" if math.isfinite(ratio) else
+            "not comparable (no first token in the first or the last tenth)"))
+    if steps is not None and not sim.done:
+        left = summary["requests_total"] - summary["requests_done"] - summary["requests_rejected"]
+        _say(f"Cut short by --steps {steps}: {left:,} of {summary['requests_total']:,} requests not finished "
+             f"({summary['requests_running']:,} running, {summary['requests_waiting']:,} waiting, the rest not "
+             "yet arrived); run without --steps to serve them all")
+
+
+def _run_extra(args: argparse.Namespace, sim: ServingSim) -> dict[str, Any]:
+    return {"requests": len(sim.requests), "steps_run": sim.steps,
+            "step_cap": args.steps if args.steps is not None else "none (every request served)"}
 
 
 def _check_outputs(args: argparse.Namespace, *options: str) -> None:
@@ -258,12 +303,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     _check_outputs(args, "out")
 
-    pool, sim = demo_setup(kv_layout=args.kv_layout, seed=args.seed, device=args.device)
-    source = demo_trace_path().name
+    pool, sim = demo_setup(kv_layout=args.kv_layout, seed=args.seed, device=args.device, limit=args.limit)
     snaps, times = _run_with_snapshots(sim, args.steps, args.snapshots, args.quiet)
     out = _report(args.out, "autoglm_lab demo", pool, sim, snaps, times,
-                  {"requests": source, "steps": args.steps})
-    _print_summary(sim.summary())
+                  {"trace": demo_trace_path().name, **_run_extra(args, sim)})
+    _print_summary(sim, args.steps)
     _say(f"report written to {out.resolve()}")
     return 0
 
@@ -291,9 +335,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     sim = ServingSim(pool, serving, requests=requests)
     snaps, times = _run_with_snapshots(sim, args.steps, args.snapshots, args.quiet)
     out = _report(args.out, f"autoglm_lab replay of {args.trace.name}", pool, sim, snaps, times,
-                  {"trace": str(args.trace), "requests": len(requests), "time_scale": args.time_scale,
-                   "token_scale": args.token_scale, "steps": args.steps})
-    _print_summary(sim.summary())
+                  {"trace": str(args.trace), "time_scale": args.time_scale, "token_scale": args.token_scale,
+                   **_run_extra(args, sim)})
+    _print_summary(sim, args.steps)
     if args.csv is not None:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         sim.results().to_csv(args.csv, index=False)

@@ -1,10 +1,13 @@
 """Standalone HTML reports built from pool snapshots and simulator results only.
 
 ```python
-html = build_report(snapshots, steps=sim.results(), summary=sim.summary(),
+html = build_report(snapshots, steps=sim.results(), summary=sim.summary(), over_time=sim.over_time(10),
                     config={"pool": pool.config.to_dict(), "serving": sim.config.to_dict()})
 write_report("report.html", snapshots, ...)     # same arguments; returns the path
 ```
+
+Statistics are grouped tables labelled in words with units (`workload.SUMMARY_LABELS`,
+`pool.POOL_STATS_LABELS`); keys those tables lack still appear, under "Other".
 
 The file works offline: plotly.js is embedded once (no CDN) and the page map is an inline PNG made by
 a small encoder here (numpy + zlib), so no browser or image library is needed to write it.
@@ -27,7 +30,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .pool import PageState, PoolSnapshot, format_size
+from .pool import POOL_STATS_LABELS, PageState, PoolSnapshot, StatTable, format_size, group_stats
+from .workload import SUMMARY_LABELS, slowdown_ratio
 
 __all__ = ["build_report", "write_report", "encode_png", "page_map_rgb", "page_map_png", "heat_column",
            "PAGE_COLOURS"]
@@ -120,6 +124,80 @@ def _trace_figure(steps: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def _slice_traces(fig: go.Figure, over_time: pd.DataFrame | None, col: str, name: str, row: int) -> None:
+    """p50 and p99 of ``col`` (``ttft``/``tpot``) per slice of ``over_time``, at the slices' middles."""
+    if over_time is None or not len(over_time) or f"{col}_p50_s" not in over_time:
+        return
+    mid = (over_time["t_start_s"] + over_time["t_end_s"]) / 2
+    span = np.stack([over_time["t_start_s"], over_time["t_end_s"]], axis=1)
+    for q, dash in (("p50", "solid"), ("p99", "dot")):
+        fig.add_trace(go.Scatter(x=mid, y=over_time[f"{col}_{q}_s"] * 1e3, mode="lines+markers", customdata=span,
+                                 name=f"{name} {q} per slice", line={"dash": dash},
+                                 hovertemplate=f"{name} {q} %{{y:,.1f}} ms<br>slice %{{customdata[0]:.1f}}–"
+                                               "%{customdata[1]:.1f} s<extra></extra>"),
+                      row=row, col=1)
+
+
+def _over_time_figure(steps: pd.DataFrame, over_time: pd.DataFrame | None) -> go.Figure:
+    """TTFT, TPOT, queue, memory and fragmentation against simulated time. TTFT/TPOT are per request,
+    so a step has one only when a request got its first token (finished) in it: drawn as points, with
+    the percentiles of each `over_time` slice as lines."""
+    fig = make_subplots(rows=5, cols=1, shared_xaxes=True, vertical_spacing=0.045,
+                        subplot_titles=("time to first token (ms)", "time per output token (ms)",
+                                        "requests waiting and running", "memory (MiB)", "fragmentation (%)"))
+    for row, (col, name) in enumerate((("ttft", "TTFT"), ("tpot", "TPOT")), start=1):
+        if f"{col}_s" not in steps:  # a table from elsewhere: draw what it has
+            continue
+        pts = _thin(steps[["time_s", f"{col}_s"]].dropna())
+        fig.add_trace(go.Scatter(x=pts["time_s"], y=pts[f"{col}_s"] * 1e3, mode="markers", opacity=0.35,
+                                 marker={"size": 4}, name=f"{name} per step (mean of its requests)"), row=row, col=1)
+        _slice_traces(fig, over_time, col, name, row)
+    df = _thin(steps)
+    for col, name in (("queue_length", "waiting (queue)"), ("running", "running")):
+        if col in df:
+            fig.add_trace(go.Scatter(x=df["time_s"], y=df[col], mode="lines", name=name), row=3, col=1)
+    mib = float(1 << 20)
+    for col, name in (("used_bytes", "used (referenced KV)"), ("cached_bytes", "cached (evictable KV)"),
+                      ("free_bytes", "free")):
+        if col in df:
+            fig.add_trace(go.Scatter(x=df["time_s"], y=df[col] / mib, mode="lines", stackgroup="memory", name=name,
+                                     hovertemplate=f"{name} %{{y:,.1f}} MiB<extra></extra>"), row=4, col=1)
+    for col, name in (("kv_fragmentation", "KV fragmentation (free bytes in runs too short for KV)"),
+                      ("external_fragmentation", "external fragmentation (1 - largest free run / free)")):
+        if col in df:
+            fig.add_trace(go.Scatter(x=df["time_s"], y=df[col] * 100, mode="lines", name=name), row=5, col=1)
+    fig.update_yaxes(title_text="ms", row=1, col=1)
+    fig.update_yaxes(title_text="ms", row=2, col=1)
+    fig.update_yaxes(title_text="requests", row=3, col=1)
+    fig.update_yaxes(title_text="MiB", row=4, col=1)
+    fig.update_yaxes(title_text="%", range=[0, 100], row=5, col=1)
+    fig.update_xaxes(title_text="simulated time since start (s)", row=5, col=1)
+    fig.update_layout(title="The slowdown over time", template="plotly_white", height=1150)
+    return fig
+
+
+def _slowdown_text(over_time: pd.DataFrame) -> str:
+    """The slowdown ratio in words, with the ratio itself in ``data-ratio`` (NaN: not measurable)."""
+    ratio = slowdown_ratio(over_time)
+    n = len(over_time)
+    part = "tenth" if n == 10 else f"1/{n}"
+    first, last = over_time.iloc[0], over_time.iloc[-1]
+
+    def where(row: pd.Series, which: str) -> str:
+        return f"the {which} {part} of the run ({row['t_start_s']:,.1f}–{row['t_end_s']:,.1f} s)"
+
+    if not np.isfinite(ratio):
+        missing = [w for w, row in (("first", first), ("last", last)) if not np.isfinite(row["ttft_p50_s"])]
+        words = (f"not measurable: no request got its first token in the {' or the '.join(missing)} {part} "
+                 "of the run" if missing else "not measurable")
+    else:
+        trend = "slower" if ratio > 1 else "faster" if ratio < 1 else "the same"
+        words = (f"the median time to first token was {last['ttft_p50_s'] * 1e3:,.1f} ms in {where(last, 'last')}"
+                 f" against {first['ttft_p50_s'] * 1e3:,.1f} ms in {where(first, 'first')}: "
+                 f"<b>{ratio:.2f} times</b> the start ({trend} at the end)")
+    return f'<p id="slowdown-ratio" data-ratio="{ratio!r}">Slowdown: {words}.</p>'
+
+
 # ---------------------------------------------------------------------- html
 def _fmt(key: str, value: Any) -> str:
     if isinstance(value, bool) or value is None:
@@ -137,11 +215,22 @@ def _table(rows: Mapping[str, Any], cls: str) -> str:
     return f'<table class="{cls}">{body}</table>'
 
 
+def _stat_tables(values: Mapping[str, Any], labels: StatTable, cls: str) -> str:
+    """One table per group, rows labelled in words; the key is the row's tooltip."""
+    out = []
+    for group, rows in group_stats(values, labels):
+        body = "".join(f'<tr><th title="{html.escape(key)}">{html.escape(label)}</th><td>{html.escape(text)}</td></tr>'
+                       for key, label, text in rows)
+        out.append(f'<table class="{cls}"><caption>{html.escape(group)}</caption>{body}</table>')
+    return "".join(out)
+
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{margin-bottom:.2em} .meta{color:#666} section{margin:2em 0}
 table{border-collapse:collapse;font-size:13px;margin:.5em 1.5em .5em 0;display:inline-table;vertical-align:top}
 th{text-align:left;font-weight:500;padding:2px 12px 2px 0;color:#444} td{padding:2px 0;font-family:monospace}
+caption{text-align:left;font-weight:600;padding:4px 0;color:#222}
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}
 img.pagemap{image-rendering:pixelated;border:1px solid #ccc;max-width:100%}
 """
@@ -150,27 +239,38 @@ img.pagemap{image-rendering:pixelated;border:1px solid #ccc;max-width:100%}
 def build_report(snapshots: Sequence[PoolSnapshot], *, steps: pd.DataFrame | None = None,
                  summary: Mapping[str, Any] | None = None, config: Mapping[str, Mapping[str, Any]] | None = None,
                  times: Sequence[float] | None = None, figures: Sequence[go.Figure] = (),
-                 title: str = "autoglm_lab report", heat_buckets: int = 64) -> str:
-    """A standalone HTML page: stats and summary tables, the last snapshot's page map as a PNG, the
-    fragmentation heatmap over ``snapshots`` (at ``times``, simulated seconds), latency and memory
-    traces from ``steps`` (a `ServingSim.results()` table), extra ``figures``, and ``config``
-    (section name -> field -> value)."""
+                 title: str = "autoglm_lab report", heat_buckets: int = 64,
+                 over_time: pd.DataFrame | None = None) -> str:
+    """A standalone HTML page: the run's ``summary`` and the last snapshot's pool stats as grouped
+    tables in words, the last snapshot's page map as a PNG, the fragmentation heatmap over
+    ``snapshots`` (at ``times``, simulated seconds), from ``steps`` (a `ServingSim.results()` table)
+    TTFT, TPOT, queue, memory and fragmentation against time and the latency and memory traces, extra
+    ``figures``, and ``config`` (section name -> field -> value). ``over_time`` (`ServingSim.over_time`,
+    10 slices for tenths) adds TTFT/TPOT percentiles per slice and the slowdown ratio in words."""
     if not snapshots:
         raise ValueError("build_report needs at least one PoolSnapshot")
     if times is not None and len(times) != len(snapshots):
         raise ValueError(f"times has {len(times)} values for {len(snapshots)} snapshots")
+    if over_time is not None and len(over_time) and not {"t_start_s", "t_end_s", "ttft_p50_s"} <= set(over_time):
+        raise ValueError("over_time is not a ServingSim.over_time() table: it needs the columns t_start_s, "
+                         f"t_end_s and ttft_p50_s, got {list(over_time.columns)}")
     last = snapshots[-1]
-    figs = [_heatmap_figure(snapshots, times, heat_buckets)]
-    if steps is not None and len(steps):
-        figs.append(_trace_figure(steps))
-    figs.extend(figures)
-    plots = "".join(f"<section>{fig.to_html(full_html=False, include_plotlyjs=(i == 0))}</section>"
-                    for i, fig in enumerate(figs))  # plotly.js inline once: the file works offline
+    has_steps = steps is not None and len(steps) > 0
+    ordered = ([_over_time_figure(steps, over_time)] if has_steps else []) + [
+        _heatmap_figure(snapshots, times, heat_buckets), *([_trace_figure(steps)] if has_steps else []), *figures]
+    # plotly.js inline once, in the first figure of the page: the file works offline
+    html_figs = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(ordered)]
+    slowdown = ""
+    if has_steps:
+        words = _slowdown_text(over_time) if over_time is not None and len(over_time) else ""
+        slowdown = f'<section id="slowdown"><h2>The slowdown over time</h2>{words}{html_figs.pop(0)}</section>'
+    plots = "".join(f"<section>{h}</section>" for h in html_figs)
     png = base64.b64encode(page_map_png(last)).decode("ascii")
     legend = "".join(f'<span style="background:rgb{tuple(int(c) for c in PAGE_COLOURS[s])}"></span>{s.name.lower()}'
                      for s in PageState)
-    stats = _table(last.stats.to_dict(), "stats")
-    summ = _table(summary, "summary") if summary else ""
+    stats = _stat_tables(last.stats.to_dict(), POOL_STATS_LABELS, "stats")
+    summ = (f"<h3>The run</h3>{_stat_tables(summary, SUMMARY_LABELS, 'summary')}<h3>The pool at the last snapshot</h3>"
+            if summary else "")
     cfg = "".join(f"<h3>{html.escape(name)}</h3>{_table(fields, 'config')}" for name, fields in (config or {}).items())
     made = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
@@ -180,6 +280,7 @@ def build_report(snapshots: Sequence[PoolSnapshot], *, steps: pd.DataFrame | Non
 <p class="meta">{made} · snapshot v{last.version} seq {last.seq} · {last.num_pages:,} pages of
 {format_size(last.page_size)} on {html.escape(last.device)} · {len(snapshots)} snapshots</p>
 <section id="stats"><h2>Statistics</h2>{summ}{stats}</section>
+{slowdown}
 <section id="pagemap"><h2>Page map</h2>
 <p class="legend">one cell per page, addresses row by row:{legend}</p>
 <img class="pagemap" alt="page map" src="data:image/png;base64,{png}"></section>

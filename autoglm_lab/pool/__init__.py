@@ -43,6 +43,7 @@ from ._config import (
 from ._errors import DeviceAllocationError, InvalidBlockError, PinnedBlockError, PoolError, PoolExhausted
 from ._events import COMPACT_REASONS, EVENT_RECORD, EventArrays, EventKind
 from ._impl import copy_ranges
+from ._labels import OTHER_GROUP, STAT_UNITS, StatTable, check_stat_table, format_stat, group_stats
 from ._pool import PagedPool, resolve_device
 from ._service import (
     BlockTable,
@@ -52,14 +53,15 @@ from ._service import (
     set_default_compaction_service,
 )
 from ._snapshot import HEAT_METRICS, SNAPSHOT_VERSION, PageState, PoolSnapshot, free_runs
-from ._stats import PoolStats
+from ._stats import POOL_STATS_LABELS, PoolStats
 
 __all__ = [
     "Block", "BlockTable", "CHOICES", "COALESCE_MODES", "COMPACTION_MODES", "COMPACTION_STRATEGIES",
     "COMPACT_REASONS", "CompactionService", "DeviceAllocationError", "EVENT_RECORD", "EventArrays", "EventKind", "FITS",
-    "HEAT_METRICS", "InvalidBlockError", "LIVE_FIELDS", "PageState", "PagedPool", "PinnedBlockError",
-    "PoolConfig", "PoolError", "PoolExhausted", "PoolSnapshot", "PoolStats", "SNAPSHOT_VERSION",
-    "SegmentStorage", "check_fraction", "check_int", "check_number", "copy_ranges", "default_compaction_service",
-    "format_bytes", "format_size", "free_runs", "is_int", "is_number", "parse_size", "resolve_device",
-    "set_default_compaction_service",
+    "HEAT_METRICS", "InvalidBlockError", "LIVE_FIELDS", "OTHER_GROUP", "POOL_STATS_LABELS", "PageState",
+    "PagedPool", "PinnedBlockError", "PoolConfig", "PoolError", "PoolExhausted", "PoolSnapshot", "PoolStats",
+    "SNAPSHOT_VERSION", "STAT_UNITS", "SegmentStorage", "StatTable", "check_fraction", "check_int",
+    "check_number", "check_stat_table", "copy_ranges", "default_compaction_service", "format_bytes",
+    "format_size", "format_stat", "free_runs", "group_stats", "is_int", "is_number", "parse_size",
+    "resolve_device", "set_default_compaction_service",
 ]

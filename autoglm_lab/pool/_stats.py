@@ -9,7 +9,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PoolStats"]
+from ._labels import StatTable, check_stat_table
+
+__all__ = ["PoolStats", "POOL_STATS_LABELS"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,52 @@ class PoolStats:
         out = dataclasses.asdict(self)
         out["free_ratio"] = self.free_ratio
         return out
+
+
+#: every key of `PoolStats.to_dict` in words (group -> key -> (label, unit)); reports and the command
+#: line read this, and a test fails when a new field has no row here
+POOL_STATS_LABELS: StatTable = {
+    "Pool: memory": {
+        "page_size": ("page size", "bytes"),
+        "capacity_bytes": ("capacity", "bytes"),
+        "capacity_pages": ("capacity in pages", "pages"),
+        "used_bytes": ("used (referenced blocks, page-rounded)", "bytes"),
+        "used_pages": ("used pages", "pages"),
+        "cached_bytes": ("cached (evictable blocks)", "bytes"),
+        "cached_pages": ("cached pages", "pages"),
+        "free_bytes": ("free", "bytes"),
+        "free_pages": ("free pages", "pages"),
+        "free_ratio": ("free share of the capacity", "percent"),
+        "requested_bytes": ("requested by referenced blocks", "bytes"),
+        "internal_waste_bytes": ("lost to page rounding", "bytes"),
+        "utilisation": ("utilisation (requested / capacity)", "percent"),
+        "peak_used_bytes": ("peak held by blocks (cached included)", "bytes"),
+    },
+    "Pool: fragmentation": {
+        "free_runs": ("runs of free pages", "count"),
+        "largest_free_run_pages": ("largest free run", "pages"),
+        "largest_free_run_bytes": ("largest free run, in bytes", "bytes"),
+        "external_fragmentation": ("external fragmentation (1 - largest free run / free)", "percent"),
+        "internal_fragmentation": ("internal fragmentation (rounding waste / used)", "percent"),
+    },
+    "Pool: blocks and calls": {
+        "num_blocks": ("blocks allocated now", "count"),
+        "pinned_blocks": ("pinned blocks", "count"),
+        "cached_blocks": ("cached blocks", "count"),
+        "num_segments": ("storage segments", "count"),
+        "num_allocs": ("allocations", "count"),
+        "num_frees": ("frees", "count"),
+        "failed_allocations": ("failed allocations", "count"),
+        "consecutive_failures": ("failed allocations in a row, now", "count"),
+        "evictions": ("cached blocks evicted", "count"),
+    },
+    "Pool: compaction": {
+        "compactions": ("compactions run", "count"),
+        "compaction_bytes_moved": ("moved by compaction", "bytes"),
+        "compaction_pages_moved": ("pages moved by compaction", "pages"),
+        "compaction_pause_s": ("compaction pauses, total (wall time)", "ms"),
+        "last_compaction_reason": ("last compaction's trigger", "plain"),
+        "compactions_by_reason": ("compactions by trigger", "plain"),
+    },
+}
+check_stat_table(POOL_STATS_LABELS)

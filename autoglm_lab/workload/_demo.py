@@ -13,13 +13,15 @@ from ._requests import Request, synthetic_requests
 from ._sim import ServingSim
 from ._trace import load_trace
 
-__all__ = ["shipped_trace_path", "mooncake_trace_path", "demo_trace_path", "demo_requests", "demo_setup"]
+__all__ = ["shipped_trace_path", "mooncake_trace_path", "demo_trace_path", "demo_requests", "demo_setup",
+           "DEMO_LIMIT"]
 
 log = logging.getLogger(__name__)
 
 TRACE_NAME = "azure_llm_2023_conv.csv"
 MOONCAKE_NAME = "mooncake_conversation_trace.jsonl"
 DEMO_TRACES = ("mooncake", "azure")
+DEMO_LIMIT = 2000  # requests replayed: enough for the pool to fill, fragment and recover several times
 DEMO_POOL = {"page_size": "64KiB", "memory_pool_initial_size": "64MiB", "max_size": "64MiB",
              "device": "auto", "compaction": "lazy"}  # auto: CUDA when torch sees a GPU, else the CPU
 
@@ -36,7 +38,7 @@ def mooncake_trace_path() -> Path:
     return Path(str(resources.files("autoglm_lab") / "data" / MOONCAKE_NAME))
 
 
-def demo_requests(*, limit: int = 2000, time_scale: float = 8.0, token_scale: float = 0.125, seed: int = 0,
+def demo_requests(*, limit: int = DEMO_LIMIT, time_scale: float = 8.0, token_scale: float = 0.125, seed: int = 0,
                   trace: str = "mooncake") -> list[Request]:
     """The first ``limit`` requests of a shipped trace, ``time_scale`` times faster and ``token_scale``
     times shorter: ``trace="mooncake"`` (prefix block hashes: real KV reuse; 1/8 makes each 512-token
@@ -59,7 +61,7 @@ def demo_trace_path(trace: str = "mooncake") -> Path:
 
 
 def demo_setup(*, kv_layout: str = "contiguous", cache_reuse_strategy: str = "lru", seed: int = 0,
-               limit: int = 2000, time_scale: float = 8.0, token_scale: float = 0.125, trace: str = "mooncake",
+               limit: int = DEMO_LIMIT, time_scale: float = 8.0, token_scale: float = 0.125, trace: str = "mooncake",
                **pool_overrides: Any) -> tuple[PagedPool, ServingSim]:
     """A 64 MiB pool of 64 KiB pages with lazy compaction (on the GPU when torch sees one, else the
     CPU; ``device="cpu"`` forces it), and a simulator replaying the first 2,000 requests of the

@@ -1,17 +1,98 @@
-"""`summarise`: the numbers a run is judged by (the dict returned by `ServingSim.summary`), and
-`over_time`: the same figures per slice of simulated time (the slowdown as it happens)."""
+"""`summarise`: the numbers a run is judged by (the dict returned by `ServingSim.summary`), each in
+words in `SUMMARY_LABELS`; `over_time`: the same figures per slice of simulated time (the slowdown as
+it happens), and `slowdown_ratio`, how much slower the first token came at the end than at the start."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from ..pool import StatTable, check_stat_table
+
 if TYPE_CHECKING:
     from ._sim import ServingSim
 
-__all__ = ["summarise", "over_time"]
+__all__ = ["summarise", "over_time", "slowdown_ratio", "SUMMARY_LABELS"]
+
+#: every key of `summarise` in words (group -> key -> (label, unit of `pool.STAT_UNITS`)): the HTML
+#: report's statistics and the command line's summary; what each figure counts is in `summarise`
+SUMMARY_LABELS: StatTable = {
+    "Run": {
+        "steps": ("simulator steps", "count"),
+        "sim_time_s": ("simulated time", "s"),
+        "wall_s": ("wall time spent stepping", "s"),
+    },
+    "Requests": {
+        "requests_total": ("requests in the workload", "count"),
+        "requests_done": ("requests finished", "count"),
+        "requests_rejected": ("rejected (too long for the context or the pool)", "count"),
+        "requests_truncated": ("stopped at the context limit", "count"),
+        "requests_waiting": ("waiting at the end", "count"),
+        "requests_running": ("running at the end", "count"),
+        "preemptions": ("preemptions (KV dropped, recomputed later)", "count"),
+    },
+    "Latency": {
+        "ttft_p50_s": ("time to first token (TTFT), p50", "ms"),
+        "ttft_p99_s": ("time to first token (TTFT), p99", "ms"),
+        "per_token_latency_p50_s": ("time per output token (TPOT), p50", "ms"),
+        "per_token_latency_p99_s": ("time per output token (TPOT), p99", "ms"),
+        "step_latency_p50_s": ("step latency, p50 (steps with a batch)", "ms"),
+        "step_latency_p99_s": ("step latency, p99 (steps with a batch)", "ms"),
+    },
+    "Throughput": {
+        "tokens_per_sim_s": ("tokens per simulated second", "per_s"),
+        "tokens": ("tokens processed (prefill + decode)", "count"),
+        "prefill_tokens": ("prefill tokens", "count"),
+        "decode_tokens": ("decode tokens", "count"),
+        "generated_tokens": ("tokens generated", "count"),
+        "recompute_tokens": ("prefill tokens recomputed after preemption", "count"),
+        "prewarm_tokens": ("prefill tokens spent pre-warming", "count"),
+        "prewarm_hits": ("turns that found pre-warmed KV", "count"),
+    },
+    "Memory": {
+        "capacity_bytes": ("pool capacity", "bytes"),
+        "used_bytes": ("used at the end (referenced KV)", "bytes"),
+        "cached_bytes": ("cached at the end (evictable KV)", "bytes"),
+        "free_bytes": ("free at the end", "bytes"),
+        "kv_usage": ("KV usage at the end (used / capacity)", "percent"),
+        "peak_utilisation": ("peak KV usage (referenced share of the capacity)", "percent"),
+        "failures": ("failed allocations (even after evicting cached KV)", "count"),
+        "fragmentation_failures": ("failed allocations with enough free pages, no run long enough", "count"),
+        "mean_external_fragmentation": ("external fragmentation, mean over busy steps", "percent"),
+        "mean_kv_fragmentation": ("KV fragmentation (free bytes in runs too short for KV), mean", "percent"),
+        "pool_growths": ("pool growths", "count"),
+        "growth_s": ("time spent growing the pool", "ms"),
+        "leaked_blocks": ("leaked KV blocks (closed sessions)", "count"),
+        "leaked_bytes": ("leaked KV", "bytes"),
+    },
+    "Prefix cache / reuse": {
+        "cache_hit_rate": ("reuse hit rate", "percent"),
+        "cache_lookups": ("reuse lookups (session turns + prefix blocks)", "count"),
+        "cache_hits": ("reuse hits", "count"),
+        "cache_bytes_saved": ("KV reused instead of recomputed", "bytes"),
+        "prefix_cache_hit_rate": ("prefix-cache hit rate, blocks", "percent"),
+        "prefix_cache_queries": ("prefix blocks looked up", "count"),
+        "prefix_cache_hits": ("prefix blocks found in the cache", "count"),
+        "prefix_cache_token_hit_rate": ("prefix-cache hit rate, tokens", "percent"),
+        "prefix_cache_query_tokens": ("prompt tokens in looked-up prefix blocks", "count"),
+        "prefix_cache_hit_tokens": ("prompt tokens reused from the cache", "count"),
+        "prefix_copy_bytes": ("KV copied to reuse a prefix (contiguous layout)", "bytes"),
+        "prefix_cache_entries": ("prefix-cache entries at the end", "count"),
+        "pinned_bytes": ("KV pinned by pre-warming", "bytes"),
+        "evictions": ("cached KV blocks evicted", "count"),
+        "evicted_entries": ("cache entries evicted for room", "count"),
+        "expired": ("cache entries expired (TTL)", "count"),
+    },
+    "Compaction": {
+        "compactions": ("compactions run", "count"),
+        "compaction_bytes_moved": ("moved by compaction", "bytes"),
+        "compaction_pause_s": ("compaction pauses, total (wall time)", "ms"),
+    },
+}
+check_stat_table(SUMMARY_LABELS)
 
 
 def _pct(values: np.ndarray | list[float], q: float) -> float:
@@ -153,3 +234,12 @@ def over_time(sim: ServingSim, bins: int = 10) -> pd.DataFrame:
             "tokens_per_s": float(cols["tokens"][m].sum()) / span if span > 0 else float("nan"),
         })
     return pd.DataFrame(rows)
+
+
+def slowdown_ratio(table: pd.DataFrame) -> float:
+    """TTFT p50 of the last slice of an `over_time` table over that of its first (with 10 slices: the
+    last tenth of the run against the first); NaN when either slice had no first token."""
+    if not len(table) or "ttft_p50_s" not in table:
+        return float("nan")
+    first, last = float(table["ttft_p50_s"].iloc[0]), float(table["ttft_p50_s"].iloc[-1])
+    return last / first if math.isfinite(first) and math.isfinite(last) and first > 0 else float("nan")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,11 +90,61 @@ def test_replay_writes_report_and_csv(trace, tmp_path, capsys):
                    "--steps", "400", "--out", str(out), "--csv", str(csv), "--quiet"])
     assert status == 0
     stdout = capsys.readouterr().out
-    assert "requests_done=4" in stdout and f"report written to {out.resolve()}" in stdout
+    assert "requests finished: 4" in stdout and f"report written to {out.resolve()}" in stdout
+    assert "Cut short" not in stdout  # all 4 were done long before step 400
     steps = pd.read_csv(csv)
     assert {"step", "time_s", "step_latency_s", "utilisation"} <= set(steps.columns) and len(steps) > 10
     text = out.read_text()
     assert "autoglm_lab replay of trace.csv" in text and "4,194,304 (4MiB)" in text
+
+
+def _spaced_trace(path: Path, n: int, *, gap_s: float, output_tokens: int) -> Path:
+    """``n`` requests ``gap_s`` apart: with long outputs, one at a time, for many steps each."""
+    t0 = dt.datetime(2023, 11, 16, 18, 0, 0)
+    rows = [f"{(t0 + dt.timedelta(seconds=gap_s * i)).strftime('%Y-%m-%d %H:%M:%S.%f')},{100 + i},{output_tokens}"
+            for i in range(n)]
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_replay_limit_serves_exactly_n_requests_to_completion(tmp_path, capsys):
+    trace = _spaced_trace(tmp_path / "spaced.csv", 30, gap_s=10.0, output_tokens=300)
+    csv = tmp_path / "steps.csv"
+    status = main(["replay", str(trace), "--limit", "20", "--pool-size", "4MiB", "--page-size", "16KiB",
+                   "--out", str(tmp_path / "r.html"), "--csv", str(csv), "--quiet"])
+    assert status == 0
+    stdout = capsys.readouterr().out
+    steps = pd.read_csv(csv)
+    # 20 requests of 300 tokens one after another: more steps than any fixed default cap used to allow
+    assert int(steps["finished"].sum()) == 20 and len(steps) > 2000
+    assert "requests finished: 20" in stdout and "Cut short" not in stdout
+
+
+def test_replay_steps_caps_the_run_and_says_so(tmp_path, capsys):
+    trace = _spaced_trace(tmp_path / "spaced.csv", 30, gap_s=10.0, output_tokens=300)
+    csv = tmp_path / "steps.csv"
+    status = main(["replay", str(trace), "--limit", "20", "--steps", "700", "--pool-size", "4MiB",
+                   "--page-size", "16KiB", "--out", str(tmp_path / "r.html"), "--csv", str(csv), "--quiet"])
+    assert status == 0
+    stdout = capsys.readouterr().out
+    steps = pd.read_csv(csv)
+    done = int(steps["finished"].sum())
+    assert len(steps) == 700 and 0 < done < 20
+    assert f"Cut short by --steps 700: {20 - done} of 20 requests not finished" in stdout
+    assert f"requests finished: {done}" in stdout
+
+
+def test_demo_limit_serves_that_many_requests(tmp_path, capsys):
+    out = tmp_path / "demo.html"
+    assert main(["demo", "--limit", "40", "--device", "cpu", "--snapshots", "4", "--quiet", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    finished = int(re.search(r"requests finished: (\d+)", stdout).group(1))
+    rejected = int(re.search(r"rejected \([^)]*\): (\d+)", stdout).group(1))
+    assert finished + rejected == 40 and finished > 0 and "Cut short" not in stdout
+    text = out.read_text()
+    assert "requests in the workload</th><td>40<" in text
+    # an open-ended run keeps between --snapshots and twice that many, plus the last one
+    assert 4 <= int(re.search(r"(\d+) snapshots</p>", text).group(1)) <= 9
 
 
 @pytest.mark.parametrize(("content", "message"), [

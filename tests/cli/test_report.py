@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import math
 import re
 import struct
 import zlib
@@ -8,8 +10,18 @@ import zlib
 import numpy as np
 import pytest
 
-from autoglm_lab.pool import PagedPool, PageState, PoolConfig
+from autoglm_lab.pool import (
+    OTHER_GROUP,
+    POOL_STATS_LABELS,
+    PagedPool,
+    PageState,
+    PoolConfig,
+    check_stat_table,
+    format_stat,
+    group_stats,
+)
 from autoglm_lab.report import PAGE_COLOURS, build_report, encode_png, heat_column, page_map_rgb, write_report
+from autoglm_lab.workload import SUMMARY_LABELS, Request, ServingConfig, ServingSim
 
 
 def _decode_png(data: bytes) -> np.ndarray:
@@ -92,3 +104,108 @@ def test_every_page_state_has_a_colour() -> None:
     from autoglm_lab.report import PAGE_COLOURS
 
     assert len(PAGE_COLOURS) == len(PageState)
+
+
+# ------------------------------------------------------------------ statistics in words
+def _small_run() -> tuple[PagedPool, ServingSim]:
+    """A 2 MiB contiguous pool under a burst of requests: the queue, and the first token's wait, grow."""
+    pool = PagedPool(PoolConfig(page_size="16KiB", memory_pool_initial_size="2MiB", max_size=None, device="cpu",
+                                compaction="lazy"))
+    reqs = [Request(id=i, arrival_s=0.02 * i, prompt_tokens=300 + 37 * (i % 5), output_tokens=40, session_id=i)
+            for i in range(60)]
+    sim = ServingSim(pool, ServingConfig(kv_layout="contiguous", cache_reuse_strategy="lru"), requests=reqs)
+    sim.run(progress=False)
+    return pool, sim
+
+
+def test_every_summary_and_pool_stats_key_is_labelled() -> None:
+    pool, sim = _small_run()
+    for values, table in ((sim.summary(), SUMMARY_LABELS), (pool.stats().to_dict(), POOL_STATS_LABELS)):
+        labelled = {k for rows in table.values() for k in rows}
+        assert set(values) - labelled == set(), "label these keys in the table next to what produces them"
+        groups = group_stats(values, table)
+        assert OTHER_GROUP not in [g for g, _ in groups]
+        assert sum(len(rows) for _, rows in groups) == len(values)  # every key shown once
+        for _, rows in groups:
+            for key, label, text in rows:
+                assert label != key and text, key
+
+
+def test_stats_are_written_with_their_units() -> None:
+    assert format_stat(0.2752, "ms") == "275.2 ms" and format_stat(6.1e-4, "ms") == "0.61 ms"
+    assert format_stat(64 << 20, "bytes") == "64.0 MiB" and format_stat(0.958, "percent") == "95.8 %"
+    assert format_stat(34195.4, "per_s") == "34,195 per s" and format_stat(1929, "count") == "1,929"
+    assert format_stat(float("nan"), "ms") == "n/a" and format_stat({"a": 2}, "plain") == "a: 2"
+    with pytest.raises(ValueError, match="unit='furlongs' is not allowed: choose one of 'count'"):
+        format_stat(1, "furlongs")
+    with pytest.raises(ValueError, match="unit 'MiB' is not one of count"):
+        check_stat_table({"G": {"x": ("x label", "MiB")}})
+    with pytest.raises(ValueError, match="'x' is labelled twice: in 'G' and 'H'"):
+        check_stat_table({"G": {"x": ("x label", "count")}, "H": {"x": ("x again", "count")}})
+    # a key the table does not know is shown under its own name, not dropped
+    groups = group_stats({"steps": 3, "brand_new_figure": 0.5}, SUMMARY_LABELS)
+    assert groups == [("Run", [("steps", "simulator steps", "3")]),
+                      (OTHER_GROUP, [("brand_new_figure", "brand_new_figure", "0.5")])]
+
+
+# ------------------------------------------------------------------ the slowdown over time
+def _stated_ratio(text: str) -> float:
+    found = re.search(r'id="slowdown-ratio" data-ratio="([^"]+)"', text)
+    assert found is not None, "the report states no slowdown ratio"
+    return float(found.group(1))
+
+
+def test_report_plots_the_run_against_time_and_states_the_slowdown(tmp_path) -> None:
+    pool, sim = _small_run()
+    text = write_report(tmp_path / "r.html", [pool.snapshot()], steps=sim.results(), summary=sim.summary(),
+                        over_time=sim.over_time(10), times=[sim.clock]).read_text()
+    for part in ("The slowdown over time", "time to first token (ms)", "time per output token (ms)",
+                 "TTFT p50 per slice", "TTFT p99 per slice", "TPOT p50 per slice", "requests waiting and running",
+                 "memory (MiB)", "used (referenced KV)", "cached (evictable KV)", "fragmentation (%)",
+                 "simulated time since start (s)", "Fragmentation heatmap", "Latency and memory traces",
+                 "<caption>Latency</caption>", "<caption>Pool: fragmentation</caption>"):
+        assert part in text, part
+    # the ratio, computed here from the over_time table itself: last tenth's TTFT p50 over the first's
+    ot = sim.over_time()
+    first, last = ot["ttft_p50_s"].iloc[0], ot["ttft_p50_s"].iloc[-1]
+    assert len(ot) == 10 and np.isfinite([first, last]).all()
+    assert math.isclose(_stated_ratio(text), last / first, rel_tol=1e-12)
+    assert last / first > 2  # the burst outgrows the pool: this run does slow down
+    assert f"{last * 1e3:,.1f} ms in the last tenth" in text and f"{first * 1e3:,.1f} ms in the first tenth" in text
+    assert f"<b>{last / first:.2f} times</b> the start (slower at the end)" in text
+
+
+def test_cli_report_states_the_slowdown_of_its_own_run(tmp_path, capsys) -> None:
+    from autoglm_lab.cli import main
+    from autoglm_lab.workload import load_trace
+
+    t0 = dt.datetime(2023, 11, 16, 18, 0, 0)
+    rows = [f"{(t0 + dt.timedelta(seconds=0.02 * i)).strftime('%Y-%m-%d %H:%M:%S.%f')},{300 + 37 * (i % 5)},40"
+            for i in range(60)]
+    trace = tmp_path / "burst.csv"
+    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "r.html"
+    assert main(["replay", str(trace), "--pool-size", "2MiB", "--page-size", "16KiB", "--quiet",
+                 "--out", str(out)]) == 0
+    # the same run again, here: the CLI's defaults are contiguous KV, LRU reuse, lazy compaction, seed 0
+    pool = PagedPool(PoolConfig(page_size="16KiB", memory_pool_initial_size="2MiB", max_size=None, device="auto",
+                                compaction="lazy"))
+    sim = ServingSim(pool, ServingConfig(kv_layout="contiguous", cache_reuse_strategy="lru"),
+                     requests=load_trace(trace))
+    sim.run(progress=False)
+    ot = sim.over_time()
+    expected = ot["ttft_p50_s"].iloc[-1] / ot["ttft_p50_s"].iloc[0]
+    assert math.isclose(_stated_ratio(out.read_text()), expected, rel_tol=1e-12) and expected > 1
+    assert f"median TTFT of the last tenth of the run: {expected:.2f} times the first tenth's" in \
+        capsys.readouterr().out
+
+
+def test_slowdown_without_first_tokens_at_one_end_is_not_measurable(pool) -> None:
+    _, sim = _small_run()
+    ot = sim.over_time(10)
+    ot.loc[0, "ttft_p50_s"] = float("nan")  # as when no request got its first token in the first tenth
+    text = build_report([pool.snapshot()], steps=sim.results(), over_time=ot)
+    assert math.isnan(_stated_ratio(text))
+    assert "not measurable: no request got its first token in the first tenth of the run" in text
+    with pytest.raises(ValueError, match=r"over_time is not a ServingSim\.over_time\(\) table"):
+        build_report([pool.snapshot()], steps=sim.results(), over_time=sim.results())
