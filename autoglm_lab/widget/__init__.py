@@ -4,6 +4,7 @@ controls bound to a live `PagedPool` (and `ServingSim`), all fed from snapshots.
 ```python
 from autoglm_lab.widget import Dashboard
 dash = Dashboard(pool, sim)     # display(dash); dash.play() / dash.stop(); dash.frame(); dash.run(100)
+player = SnapshotPlayer.load("oom.pickle")   # a torch memory snapshot replayed: torch vs paged, side by side
 ```
 """
 
@@ -14,7 +15,7 @@ from ._palette import COLOR_MODES, PALETTE
 from ._trace import LatencyTrace
 
 __all__ = [
-    "Dashboard", "PageMap", "FragmentationHeatmap", "LatencyTrace", "StatsPanel",
+    "Dashboard", "SnapshotPlayer", "PageMap", "FragmentationHeatmap", "LatencyTrace", "StatsPanel",
     "PageFrame", "encode_full", "encode_delta", "decode_page_frame", "palette_indices", "page_checksum",
     "PALETTE", "COLOR_MODES",
 ]
@@ -26,4 +27,8 @@ def __getattr__(name: str) -> object:
         from . import _dashboard
 
         return getattr(_dashboard, name)
+    if name == "SnapshotPlayer":
+        from ._player import SnapshotPlayer
+
+        return SnapshotPlayer
     raise AttributeError(f"module 'autoglm_lab.widget' has no attribute {name!r}")

@@ -256,6 +256,10 @@ class Dashboard(NoFrontEndState, w.VBox):
         hist, sim = self.history, self.sim
         if len(hist) and hist.seqs[-1] == ctx.snapshot.seq and hist.times[-1] == ctx.time_s:
             return
+        if len(hist) and (ctx.time_s < hist.times[-1] or (sim is not None and sim.steps < self._hist_steps)):
+            # the simulator started over (a setting that resets it): a new run, a new history
+            hist = self.history = SnapshotHistory(self.history_bytes)
+            self._hist_steps = 0
         steps = None
         if sim is not None:
             new = sim.steps - self._hist_steps

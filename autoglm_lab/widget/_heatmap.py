@@ -49,6 +49,9 @@ class FragmentationHeatmap(CanvasView):
     window_s = t.Float(WINDOW_S).tag(sync=True)          # seconds shown (x extent), as the latency trace
     metric = t.Enum(METRICS, "free").tag(sync=True)      # "free" fraction or "holes"
     buckets = t.Int(64)                                  # address buckets (rows); kernel side only
+    # kernel side: keep the columns when the pool's page count changes (each column spans its own
+    # pages; the snapshot player's torch side, whose reserved memory grows and shrinks)
+    keep_on_resize = t.Bool(False)
     height_px = t.Int(220).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -103,10 +106,12 @@ class FragmentationHeatmap(CanvasView):
             mark |= (1 + COMPACT_REASONS.index(snap.stats.last_compaction_reason)) << MARK_REASON_SHIFT
         self._last_counts = counts
         now = snap.time_s if time_s is None else float(time_s)
-        reset = (self._ring_cols.shape[1] != buckets or snap.num_pages != self.num_pages
+        resized = snap.num_pages != self.num_pages
+        reset = (self._ring_cols.shape[1] != buckets or (resized and not self.keep_on_resize)
                  or self._ring_time.shape[0] != self.history)
         if reset:
             self._reset(buckets)
+        if resized:
             self.num_pages = snap.num_pages
         h = self._head
         self._ring_time[h], self._ring_marks[h], self._ring_cols[h] = now, mark, col

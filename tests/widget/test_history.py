@@ -99,3 +99,17 @@ def test_the_dashboard_history_is_bounded_and_saved_for_the_offline_report(tmp_p
         assert back.summary(-1) == hist.summary(-1) and back.summary(-1)["steps"] == sim.steps
     finally:
         dash.close()
+
+
+def test_a_simulator_started_over_behind_the_dashboards_back_starts_a_new_history() -> None:
+    pool, sim = tiny_sim()
+    dash = Dashboard(pool, sim)
+    try:
+        dash.run(300, frame_every=50)
+        old = dash.history
+        sim.reset()  # the user's own code: the clock goes back to 0
+        dash.run(20, frame_every=10)
+        assert dash.history is not old and len(dash.history) == 2
+        assert dash.history.steps()["time_s"].size == 20 and dash.history.times[-1] == sim.clock
+    finally:
+        dash.close()
