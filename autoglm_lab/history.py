@@ -24,6 +24,7 @@ code) and a JSON header; a malformed file is a `ValueError` naming what is wrong
 from __future__ import annotations
 
 import json
+import zipfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -215,6 +216,11 @@ class SnapshotHistory:
         return len(self._blobs)
 
     @property
+    def step_columns(self) -> tuple[str, ...]:
+        """The columns of the per-step log (empty: no steps were recorded, e.g. a plain pool)."""
+        return tuple(self._steps)
+
+    @property
     def nbytes(self) -> int:
         """Bytes held: compressed frames plus the event and step logs."""
         return self._blob_bytes + self._events.nbytes + sum(v.nbytes for v in self._steps.values())
@@ -321,7 +327,7 @@ class SnapshotHistory:
         try:
             with np.load(src, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
             raise ValueError(f"{str(src)!r} is not a history file (.npz written by SnapshotHistory.save): "
                              f"{err}") from None
         return cls._from_arrays(data, str(src))

@@ -161,7 +161,9 @@ class HeatmapView(DashboardView):
             start = int(np.searchsorted(times, times[end] - self.widget.window_s, side="left"))
             start = max(start, end - self.widget.history + 1)
             self.widget.rebuild((hist.snapshot(i), float(times[i])) for i in range(start, end + 1))
-            self._last = None
+            # the key the live path gives this frame (a simulator's run records steps), so returning to
+            # the present adds no second column for the same moment
+            self._last = (ctx.snapshot.seq, ctx.time_s if hist.step_columns else 0.0)
             return
         key = (ctx.snapshot.seq, ctx.time_s if ctx.sim is not None else 0.0)
         if key != self._last:

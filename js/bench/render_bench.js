@@ -3,7 +3,9 @@
 // decode + apply + paint + putImageData; a 1-pixel getImageData forces the canvas to finish.
 
 import { DELTA, FULL, encodePageFrame } from "../src/codec.js";
-import { render } from "../src/pagemap.js";
+import pagemap from "../src/pagemap.js";
+
+const { render } = pagemap;
 
 function fakeModel(attrs) {
   const handlers = {};

@@ -320,7 +320,8 @@ def test_dashboard_in_jupyterlab(lab: Lab) -> None:
             canvas.click(position={"x": box["width"] * 0.5 / int(attrs["cols"]), "y": box["height"] * 0.5 / 8})
             out.locator(".agl-stats tr.sel").wait_for()
             selection = kernel.eval("dash.page_map.selection")
-            assert selection[1] == 0 and f"selected block {selection[0]}" in out.locator(".agl-stats").inner_text()
+            pool_panel = out.locator(".agl-stats").first
+            assert selection[1] == 0 and f"selected block {selection[0]}" in pool_panel.inner_text()
             # rows that appeared (the last compaction, the selection) moved nothing below them
             assert page.evaluate(
                 "() => document.querySelector('.agl-heatmap canvas').getBoundingClientRect().top") == heat_top
@@ -382,12 +383,29 @@ def test_dashboard_in_jupyterlab(lab: Lab) -> None:
             columns = heat2.get_attribute("data-columns")
             time.sleep(1.0)
             assert heat2.get_attribute("data-columns") == columns  # the heatmap stopped with the run
-            stats2 = out2.locator(".agl-stats")
+            stats2 = out2.locator(".agl-stats").first  # the pool's panel (the serving panel is below it)
             shown = stats2.evaluate(STATS_ROWS)
             books = kernel.eval("(lambda s: [s.failed_allocations, s.compactions])(dash2.pool.stats())")
             assert books[0] > 0 and books[1] > 0
             assert shown["failed allocations"] == f"{books[0]:,}"
+            serving = out2.locator(".agl-stats").nth(1).evaluate(STATS_ROWS)
+            done = kernel.eval("dash2.sim.summary()['requests_done']")
+            assert serving["done · rejected"].startswith(f"{done:,} of 60")
             out2.screenshot(path=str(ARTIFACTS / "dashboard_e2e_finished.png"))
+
+            # 6b. history: scrub back to frame 3, the charts redraw as they were; Back to live returns
+            frames = kernel.eval("len(dash2.history)")
+            assert frames > 5 and heat2.get_attribute("data-columns") == columns
+            kernel.eval("dash2.show_frame(3) or dash2.scrubbing")
+            page.wait_for_function("(el) => el.querySelector('.agl-heatmap canvas').dataset.columns === '4'",
+                                   arg=out2.element_handle())
+            assert "(scrubbing)" in out2.inner_text()
+            out2.screenshot(path=str(ARTIFACTS / "dashboard_e2e_scrubbed.png"))
+            out2.get_by_role("button", name="Back to live").click()
+            page.wait_for_function("(el) => el.querySelector('.agl-heatmap canvas').dataset.columns !== '4'",
+                                   arg=out2.element_handle())
+            assert kernel.eval("dash2.scrubbing") is False
+            assert heat2.get_attribute("data-columns") == columns  # the present again, column for column
 
             # 7. Reset: a fresh run, every counter back to zero
             out2.get_by_role("button", name="Reset").click()

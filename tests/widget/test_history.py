@@ -42,8 +42,10 @@ def test_scrubbing_shows_every_view_as_it_was_then_back_to_live() -> None:
         assert trace_t.size and trace_t[-1] <= clock < trace_t[-1] + 1e-9 + (seen[13][1] - clock)
         assert f"t = {clock:.2f} s" in dash.scrub_label.value and dash.scrubber.value == 13
         assert not dash.live_button.disabled
+        columns = len(dash.history)  # one heatmap column per frame drawn
         dash.scrub(None)  # back to the present
         assert not dash.scrubbing and dash.page_map.snapshot.seq == pool.snapshot().seq
+        assert dash.heatmap.columns().shape[0] == columns  # no second column for the same moment
         assert dash.heatmap._ring_time.max() == sim.clock and dash.trace._window["time_s"][-1] == sim.clock
         assert dash.scrubber.value == dash.scrubber.max == len(dash.history) - 1 and dash.live_button.disabled
     finally:
