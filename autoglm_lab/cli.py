@@ -5,6 +5,7 @@ autoglm-lab demo   [--limit N] [--steps N] [--out F.html]   headless default dem
 autoglm-lab replay TRACE.csv [--limit N] [options]          serve a trace, report + optional CSV
 autoglm-lab tune   [--param NAME=V1,V2 ...] [options]       sweep pool/serving parameters
 autoglm-lab bench  [--quick | --only NAME]                  benchmark scripts or a light built-in run
+autoglm-lab history RUN.npz [--out F.html] [--max-frames N] replay a recorded run (dash.save) offline
 ```
 
 Errors (bad arguments, missing or malformed files, invalid settings) print one line on stderr and
@@ -74,6 +75,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _frame_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 2 (the first and the last frame)")
     return value
 
 
@@ -202,6 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only benchmarks/bench_NAME.py (repeatable)")
     p.add_argument("--list", action="store_true", help="list the benchmark scripts and exit")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("history", help="replay a recorded run (dash.save) as an offline HTML report",
+                       description="Write a standalone HTML page that replays a run recorded by the dashboard "
+                                   "(dash.save('run.npz'), a SnapshotHistory file): a time slider with play and "
+                                   "step buttons over the frames, the page map, pool stats and run summary of "
+                                   "the frame under it, the fragmentation heatmap and the latency trace. It "
+                                   "works offline.")
+    p.add_argument("history", type=Path, metavar="FILE.npz")
+    p.add_argument("--out", type=Path, default=None,
+                   help="report path (default: FILE.html beside the history file)")
+    p.add_argument("--max-frames", type=_frame_count, default=300,
+                   help="frames on the slider, thinned evenly, first and last kept (default 300, at least 2)")
+    p.set_defaults(func=cmd_history)
     from .torchsnap import cli as torchsnap_cli
 
     torchsnap_cli.add_parser(sub)  # `torch-snapshot FILE.pickle`: verdicts per OOM, offline HTML report
@@ -298,6 +322,17 @@ def _check_trace(path: Path) -> None:
         raise CliError(f"trace file {str(path)!r} does not exist")
 
 
+def _check_history(path: Path) -> None:
+    if path.is_dir():
+        raise CliError(f"history file {str(path)!r} is a folder: give the .npz that dash.save wrote")
+    if not path.is_file():
+        raise CliError(f"history file {str(path)!r} does not exist")
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # numpy would take other bytes for a pickle, and say so
+        raise CliError(f"history file {str(path)!r} is not an .npz archive: give the file that dash.save wrote")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .workload import demo_setup, demo_trace_path
 
@@ -392,6 +427,28 @@ def cmd_tune(args: argparse.Namespace) -> int:
         args.html.parent.mkdir(parents=True, exist_ok=True)
         res.figure().write_html(args.html, include_plotlyjs=True)
         _say(f"trade-off figure written to {args.html.resolve()}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from .history import SnapshotHistory
+    from .report import thin_indices, write_history_report
+
+    _check_history(args.history)
+    if args.out is None:
+        args.out = args.history.with_suffix(".html")
+    _check_outputs(args, "out")
+    if args.out.resolve() == args.history.resolve():
+        raise CliError(f"--out {str(args.out)!r} is the history file itself: give another path")
+    hist = SnapshotHistory.load(args.history)  # a malformed file: ValueError, one line
+    if not len(hist):
+        raise CliError(f"history file {str(args.history)!r} has no frames: nothing to replay")
+    out = write_history_report(args.out, hist, max_frames=args.max_frames,
+                               title=f"autoglm_lab replay of {args.history.name}")
+    shown = len(thin_indices(len(hist), args.max_frames))
+    _say(f"{len(hist) + hist.dropped:,} frames recorded, {hist.dropped:,} dropped by the history's bound, "
+         f"{shown:,} on the slider ({hist.times[0]:,.3f}–{hist.times[-1]:,.3f} s)")
+    _say(f"report written to {out.resolve()}")
     return 0
 
 

@@ -4,6 +4,7 @@
 html = build_report(snapshots, steps=sim.results(), summary=sim.summary(), over_time=sim.over_time(10),
                     config={"pool": pool.config.to_dict(), "serving": sim.config.to_dict()})
 write_report("report.html", snapshots, ...)     # same arguments; returns the path
+write_history_report("replay.html", SnapshotHistory.load("run.npz"))   # replay a recorded run (dash.save)
 ```
 
 Statistics are grouped tables labelled in words with units (`workload.SUMMARY_LABELS`,
@@ -18,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+import json
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
@@ -30,11 +32,20 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .pool import POOL_STATS_LABELS, PageState, PoolSnapshot, StatTable, format_size, group_stats
+from .history import SnapshotHistory
+from .pool import (
+    POOL_STATS_LABELS,
+    PageState,
+    PoolSnapshot,
+    StatTable,
+    format_size,
+    format_stat,
+    group_stats,
+)
 from .workload import SUMMARY_LABELS, slowdown_ratio
 
-__all__ = ["build_report", "write_report", "encode_png", "page_map_rgb", "page_map_png", "heat_column",
-           "PAGE_COLOURS"]
+__all__ = ["build_report", "write_report", "build_history_report", "write_history_report", "thin_indices",
+           "encode_png", "page_map_rgb", "page_map_png", "heat_column", "PAGE_COLOURS"]
 
 # RGB per PageState: free, used, tail (last page, partly used: internal waste), pinned, cached (evictable).
 PAGE_COLOURS = np.array([[226, 230, 235], [44, 110, 190], [240, 150, 40], [140, 70, 160], [103, 232, 249]],
@@ -65,7 +76,7 @@ def page_map_rgb(snap: PoolSnapshot, *, columns: int | None = None, min_width_px
     """The page map as pixels: one cell per page, row-major by address, coloured by `PAGE_COLOURS`;
     cells are square blocks of pixels so that small pools still give a readable image."""
     n = snap.num_pages
-    cols = columns or int(min(1024, max(16, 2 ** np.ceil(np.log2(max(1.0, np.sqrt(2 * n)))))))
+    cols = columns or _map_columns(n)
     rows = max(1, -(-n // cols))
     grid = np.empty((rows * cols, 3), dtype=np.uint8)
     grid[:] = _PAD
@@ -73,6 +84,11 @@ def page_map_rgb(snap: PoolSnapshot, *, columns: int | None = None, min_width_px
     scale = max(1, min_width_px // cols)
     img = grid.reshape(rows, cols, 3)
     return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+
+
+def _map_columns(num_pages: int) -> int:
+    """Cells per row of a page map of ``num_pages``: a power of two, about twice as wide as tall."""
+    return int(min(1024, max(16, 2 ** np.ceil(np.log2(max(1.0, np.sqrt(2 * num_pages)))))))
 
 
 def page_map_png(snap: PoolSnapshot, **kwargs: Any) -> bytes:
@@ -87,7 +103,8 @@ def heat_column(snap: PoolSnapshot, buckets: int = 64) -> np.ndarray:
 
 # ---------------------------------------------------------------------- figures
 def _heatmap_figure(snapshots: Sequence[PoolSnapshot], times: Sequence[float] | None, buckets: int) -> go.Figure:
-    z = np.stack([heat_column(s, buckets) for s in snapshots], axis=1)
+    # float32: half the bytes in the page (a column of ``buckets`` per snapshot), precise enough for a colour
+    z = np.stack([heat_column(s, buckets) for s in snapshots], axis=1).astype(np.float32)
     x = list(times) if times is not None else list(range(len(snapshots)))
     n = snapshots[-1].num_pages
     y = (np.arange(buckets) + 0.5) * n / buckets
@@ -294,6 +311,183 @@ def write_report(path: str | PathLike[str], snapshots: Sequence[PoolSnapshot], *
     """Write `build_report` (same arguments) to ``path`` (parent folders created); returns the path."""
     out = Path(path)
     text = build_report(snapshots, **kwargs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
+# ---------------------------------------------------------------------- history replay
+# the figures each replayed frame shows, labelled by the tables (pool stats, then the run's summary)
+_REPLAY_POOL_KEYS = ("used_bytes", "cached_bytes", "free_bytes", "largest_free_run_pages", "external_fragmentation",
+                     "failed_allocations", "compactions")
+_REPLAY_SUMMARY_KEYS = ("requests_done", "ttft_p50_s", "ttft_p99_s", "preemptions", "evictions")
+_REPLAY_FRAME_MS = 150  # play: one frame every this many milliseconds
+_LINE = {"color": "#d62728", "width": 2}
+
+
+def _label(table: StatTable, key: str) -> tuple[str, str]:
+    """(label, unit) of ``key`` in ``table``."""
+    for rows in table.values():
+        if key in rows:
+            return rows[key]
+    return key, "plain"
+
+
+def thin_indices(n: int, max_frames: int) -> np.ndarray:
+    """At most ``max_frames`` (>= 2) of ``n`` frame indices, evenly spaced, the first and the last always in."""
+    if isinstance(max_frames, bool) or not isinstance(max_frames, int | np.integer) or max_frames < 2:
+        raise ValueError(f"max_frames={max_frames!r} is not allowed: use an integer >= 2 (the first and last frame)")
+    if n <= max_frames:
+        return np.arange(n, dtype=np.int64)
+    return np.unique(np.round(np.linspace(0, n - 1, int(max_frames))).astype(np.int64))
+
+
+def _frame_line(t: float) -> dict[str, Any]:
+    return {"type": "line", "xref": "x", "yref": "paper", "x0": t, "x1": t, "y0": 0, "y1": 1, "line": _LINE}
+
+
+def _replay_trace_figure(steps: Mapping[str, np.ndarray], snaps: Sequence[PoolSnapshot],
+                         times: Sequence[float]) -> go.Figure | None:
+    """The latency trace of the recorded steps (`_trace_figure`), its memory panel from the frames'
+    pool stats when the steps do not carry them."""
+    df = pd.DataFrame({k: np.asarray(v) for k, v in steps.items()})
+    if not len(df) or "time_s" not in df:
+        return None
+    fig = _trace_figure(df)
+    for key, name in (("utilisation", "utilisation (frames)"),
+                      ("external_fragmentation", "external fragmentation (frames)")):
+        if key not in df:
+            fig.add_trace(go.Scatter(x=list(times), y=[getattr(s.stats, key) for s in snaps], mode="lines",
+                                     name=name), row=2, col=1)
+    fig.update_yaxes(title_text="ms", row=1, col=1)
+    fig.update_yaxes(title_text="share", tickformat=".0%", row=2, col=1)
+    return fig
+
+
+_REPLAY_JS = """
+(function(){
+const D=JSON.parse(document.getElementById('replay-data').textContent);
+const s=document.getElementById('scrub'), play=document.getElementById('play');
+const maps=document.querySelectorAll('#replay-maps img'), cells=document.querySelectorAll('#frame-stats td');
+const n=D.t.length; let shown=n-1, timer=null;
+function lines(i){for(const id of D.figs){const el=document.getElementById(id);
+  if(el&&window.Plotly&&el.layout) Plotly.relayout(el,{shapes:[Object.assign({},D.line,{x0:D.t[i],x1:D.t[i]})]});}}
+function show(i){i=Math.max(0,Math.min(n-1,i|0)); s.value=i; maps[shown].hidden=true; maps[i].hidden=false; shown=i;
+  document.getElementById('frame-time').textContent=D.time[i];
+  document.getElementById('frame-no').textContent='frame '+(i+1)+' of '+n+' shown (recorded frame '+D.rec[i]+')';
+  cells.forEach(function(c,k){c.textContent=D.v[i][k];}); lines(i);}
+function stop(){if(timer!==null){clearInterval(timer); timer=null;} play.textContent='\\u25b6 play';}
+play.onclick=function(){if(timer!==null){stop(); return;} if(shown>=n-1) show(0);
+  play.textContent='\\u275a\\u275a pause';
+  timer=setInterval(function(){if(shown>=n-1) stop(); else show(shown+1);}, D.ms);};
+document.getElementById('prev').onclick=function(){stop(); show(shown-1);};
+document.getElementById('next').onclick=function(){stop(); show(shown+1);};
+s.oninput=function(){stop(); show(+s.value);};
+window.addEventListener('load',function(){show(shown);});
+})();
+"""
+
+
+def build_history_report(history: SnapshotHistory, *, title: str = "autoglm_lab history replay",
+                         max_frames: int = 300, heat_buckets: int = 64) -> str:
+    """A standalone offline page that replays a recorded run (a `SnapshotHistory`, e.g. from
+    ``dash.save(path)``): a time slider over the frames, thinned evenly to at most ``max_frames``
+    (first and last always kept), with play/pause and step buttons; for the frame under it the page map,
+    its time and a few of the pool's stats and the run's summary figures in words; the fragmentation
+    heatmap of the frames shown and the latency trace of the recorded steps, each with a line that
+    follows the slider. The page says how many frames were recorded, dropped by the history's bound
+    and shown.
+
+    Size: plotly.js once (about 4.8 MB); per frame shown about 0.6 KB (its heatmap column 0.4 KB, its
+    figures in words 0.15 KB) plus its page map, a PNG at one pixel per page that the browser scales up
+    (measured: 0.14 KB at 256 pages, 0.3 KB at 1,024, 1 KB at 16,384, busy fragmented pools); the
+    latency trace about 0.1 KB per recorded step, at most 4,000 points. 300 frames of a 256-page pool
+    with 1,600 steps: 5.2 MB, of which 0.4 MB is the run."""
+    n = len(history)
+    if n == 0:
+        raise ValueError("the history is empty: nothing to replay (record frames before saving it)")
+    keep = thin_indices(n, max_frames)
+    snaps = [history.snapshot(int(i)) for i in keep]
+    times = [float(t) for t in history.times[keep]]
+    summaries = [history.summary(int(i)) for i in keep]
+    cols = _map_columns(max(s.num_pages for s in snaps))
+    maps = "".join(f'<img class="pagemap replay"{"" if j == len(snaps) - 1 else " hidden"} alt="page map at '
+                   f'{t:,.3f} s" src="data:image/png;base64,'
+                   f'{base64.b64encode(page_map_png(s, columns=cols, min_width_px=1)).decode("ascii")}">'
+                   for j, (s, t) in enumerate(zip(snaps, times, strict=True)))
+    rows: list[tuple[str, str, str, str]] = [("The pool", k, *_label(POOL_STATS_LABELS, k)) for k in _REPLAY_POOL_KEYS]
+    if any(summaries):
+        rows += [("The run so far", k, *_label(SUMMARY_LABELS, k)) for k in _REPLAY_SUMMARY_KEYS]
+    values = []
+    for snap, summ in zip(snaps, summaries, strict=True):
+        stats = snap.stats.to_dict()
+        values.append([format_stat((stats if src == "The pool" else summ or {}).get(key), unit)
+                       for src, key, _, unit in rows])
+    tables = []
+    for caption in dict.fromkeys(r[0] for r in rows):
+        body = "".join(f'<tr><th title="{html.escape(key)}">{html.escape(label)}</th>'
+                       f'<td>{html.escape(values[-1][k])}</td></tr>'
+                       for k, (src, key, label, _) in enumerate(rows) if src == caption)
+        tables.append(f'<table class="stats"><caption>{html.escape(caption)}</caption>{body}</table>')
+    figs = [("replay-heatmap", _heatmap_figure(snaps, times, heat_buckets))]
+    trace = _replay_trace_figure(history.steps(), snaps, times)
+    if trace is not None:
+        figs.append(("replay-trace", trace))
+    for _, fig in figs:
+        fig.update_layout(shapes=[_frame_line(times[-1])])
+    # plotly.js inline once, in the first figure of the page: the file works offline
+    plots = "".join(f"<section>{fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=div)}</section>"
+                    for i, (div, fig) in enumerate(figs))
+    time_text = [f"t = {t:,.3f} s" for t in times]
+    rec = [int(i) + history.dropped + 1 for i in keep]  # the frame's number among all recorded, from 1
+    data = {"t": times, "time": time_text, "rec": rec, "v": values,
+            "figs": [div for div, _ in figs], "line": _frame_line(0.0), "ms": _REPLAY_FRAME_MS}
+    data_json = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    recorded, dropped, shown = n + history.dropped, history.dropped, len(keep)
+    bound = (f"the history's bound ({format_size(history.max_bytes)}) dropped the first {dropped:,}, so it holds "
+             f"{n:,}" if dropped else f"none was dropped by the history's bound ({format_size(history.max_bytes)})")
+    thinned = "all of them" if shown == n else f"{shown:,} of them, evenly spaced (the first and the last kept)"
+    last = snaps[-1]
+    legend = "".join(f'<span style="background:rgb{tuple(int(c) for c in PAGE_COLOURS[s])}"></span>{s.name.lower()}'
+                     for s in PageState)
+    made = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}{_REPLAY_CSS}</style>
+</head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="meta">{made} · {last.num_pages:,} pages of {format_size(last.page_size)} on {html.escape(last.device)}
+at the last frame · {times[0]:,.3f}–{times[-1]:,.3f} s simulated</p>
+<p id="frame-counts" data-recorded="{recorded}" data-held="{n}" data-dropped="{dropped}" data-shown="{shown}">
+{recorded:,} frames recorded; {bound}; this page shows {thinned}.</p>
+<section id="replay"><h2>Replay</h2>
+<div class="controls"><button id="play" type="button">&#9654; play</button>
+<button id="prev" type="button" title="previous frame">&#9664;</button>
+<input type="range" id="scrub" min="0" max="{shown - 1}" step="1" value="{shown - 1}" aria-label="frame">
+<button id="next" type="button" title="next frame">&#9654;</button>
+<b id="frame-time">{time_text[-1]}</b> <span id="frame-no" class="meta">frame {shown} of {shown} shown
+(recorded frame {rec[-1]})</span></div>
+<p class="legend">one cell per page, addresses row by row:{legend}</p>
+<div id="replay-maps">{maps}</div>
+<div id="frame-stats">{"".join(tables)}</div></section>
+<div id="figures">{plots}</div>
+<script type="application/json" id="replay-data">{data_json}</script>
+<script>{_REPLAY_JS}</script>
+</body></html>
+"""
+
+
+_REPLAY_CSS = """
+.controls{display:flex;align-items:center;gap:.5em;flex-wrap:wrap} .controls input{flex:1;min-width:200px}
+img.replay{width:100%;max-width:1100px}
+"""
+
+
+def write_history_report(path: str | PathLike[str], history: SnapshotHistory, **kwargs: Any) -> Path:
+    """Write `build_history_report` (same keyword arguments) to ``path`` (parent folders created);
+    returns the path."""
+    out = Path(path)
+    text = build_history_report(history, **kwargs)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return out

@@ -58,12 +58,12 @@ def test_entry_point_help(tmp_path):
         pytest.fail(f"the autoglm-lab entry point is not installed next to {sys.executable}: pip install -e .")
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 0
-    for command in ("demo", "replay", "tune", "bench"):
+    for command in ("demo", "replay", "tune", "bench", "history"):
         assert command in proc.stdout
 
 
 # ------------------------------------------------------------------ in process (same code path, faster)
-@pytest.mark.parametrize("command", ["demo", "replay", "tune", "bench"])
+@pytest.mark.parametrize("command", ["demo", "replay", "tune", "bench", "history"])
 def test_help_everywhere(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
