@@ -702,8 +702,10 @@ class Dashboard(NoFrontEndState, w.VBox):
             ctx = self._last_ctx
             if ctx is None:
                 return
+            # a live frame between text refreshes carries no summary: take it now (a past frame keeps its own)
+            summary = self.sim.summary() if self.sim is not None and ctx.past is None else ctx.summary
             ctx = replace(ctx, report=self.last_report, selected=self.page_map.selected_block(ctx.snapshot),
-                          fresh=False, text=True)
+                          fresh=False, text=True, summary=summary)
             for view in self.views:
                 view.update(ctx)
             self._show_status(ctx.snapshot)

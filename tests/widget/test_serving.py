@@ -59,3 +59,17 @@ def test_a_plain_pool_has_an_empty_serving_panel_that_keeps_its_place(small_pool
         assert list(side.children) == [dash.stats, dash.serving]  # one column beside the page map
     finally:
         dash.close()
+
+
+def test_the_panel_keeps_its_figures_when_text_is_refreshed_after_a_live_frame() -> None:
+    pool = al.PagedPool(al.PoolConfig(page_size="16KiB", memory_pool_initial_size="8MiB", device="cpu"))
+    sim = _prefix_sim(pool)
+    dash = Dashboard(pool, sim)
+    try:
+        sim.run(30, progress=False)
+        dash._frame(live=True)  # a live frame between text refreshes: no summary taken
+        dash._frame(live=True)
+        dash.stop()  # the status and panels refresh from the last frame (what the end of a trace does)
+        assert _rows(dash.serving.value) == dict(serving_rows(sim.summary()))
+    finally:
+        dash.close()
