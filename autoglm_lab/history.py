@@ -355,8 +355,9 @@ class SnapshotHistory:
             raise ValueError(f"{where}: the event log is not whole records")
         try:
             hist = cls(max_bytes=max(int(header["max_bytes"]), 4096), keyframe_every=int(header["keyframe_every"]))
-            hist.page_size, hist.device, hist.dropped = int(header["page_size"]), str(header["device"]), \
-                int(header["dropped"])
+            page_size = header["page_size"]  # None: nothing was ever recorded
+            hist.page_size = None if page_size is None else int(page_size)
+            hist.device, hist.dropped = str(header["device"]), int(header["dropped"])
             hist._events_base = int(header["events_base"])
             step_keys = [str(k) for k in header["steps"]]
         except (KeyError, TypeError, ValueError) as err:

@@ -189,3 +189,10 @@ def test_bad_arguments_are_refused_and_change_nothing() -> None:
         hist.snapshot(1)
     with pytest.raises(IndexError, match="empty"):
         SnapshotHistory().index_at(0.0)
+
+
+def test_an_empty_history_saves_and_loads(tmp_path: Path) -> None:
+    back = SnapshotHistory.load(SnapshotHistory().save(tmp_path / "empty.npz"))
+    assert len(back) == 0 and back.page_size is None and back.steps() == {}
+    back.record(_pool().snapshot(), time_s=1.0)  # and records like a new one
+    assert len(back) == 1
