@@ -151,7 +151,8 @@ class Dashboard(NoFrontEndState, w.VBox):
                                     description="history", tooltip=_SCRUB_TIP,
                                     layout=w.Layout(flex="1 1 300px", min_width="0"))
         self.scrubber.observe(lambda ch: self._on_scrub(ch["new"]), names="value")
-        self.scrub_label = FixedHTML(layout=w.Layout(flex="0 0 260px", margin="0 8px", overflow="hidden"))
+        self.scrub_label = FixedHTML(layout=w.Layout(flex="0 1 auto", min_width="0", margin="0 8px",
+                                                     overflow="hidden"))
         self.live_button = GuardedButton(description="Back to live", disabled=True, layout=w.Layout(width="auto"),
                                          tooltip="leave the recorded past: show the pool now")
         self.live_button.on_click(lambda _b: self._guarded_call(self.scrub, None))
@@ -709,6 +710,7 @@ class Dashboard(NoFrontEndState, w.VBox):
             for view in self.views:
                 view.update(ctx)
             self._show_status(ctx.snapshot)
+            self._show_history()
 
     def _show_status(self, snap: PoolSnapshot) -> None:
         live = self._loop.running

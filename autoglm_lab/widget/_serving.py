@@ -29,6 +29,8 @@ def _ms(seconds: float) -> str:
 
 def _pair(s: Mapping[str, Any], p50: str, p99: str) -> str:
     a, b = _ms(float(s[p50])), _ms(float(s[p99]))
+    if a.endswith(" ms") and b.endswith(" ms"):  # one unit for both: the values fit the panel
+        return f"{a[:-3]} · {b}"
     return f"{a} · {b}" if a and b else ""
 
 
@@ -57,7 +59,7 @@ def serving_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("TTFT p50 · p99", _pair(s, "ttft_p50_s", "ttft_p99_s")),
         ("TPOT p50 · p99", _pair(s, "per_token_latency_p50_s", "per_token_latency_p99_s")),
         ("tokens/s: all · output", rate),
-        ("sim clock", f"{clock:,.2f} s · {s['steps']:,} steps"),
+        ("sim clock · steps", f"{clock:,.2f} s · {s['steps']:,}"),
     ]
 
 
@@ -66,7 +68,7 @@ class ServingPanel(NoFrontEndState, w.HTML):
 
     def update(self, summary: Mapping[str, Any] | None) -> None:
         rows = serving_rows(summary) if summary is not None else [("simulator", "")]
-        value = table_html("Serving", rows, separators=(3, 5, 7))
+        value = table_html("Serving", rows, separators=(3, 5, 7), wide_labels=True)
         if value != self.value:
             self.value = value
 

@@ -26,7 +26,7 @@ _CSS = ("<style>.agl-stats{font:11.5px/1.45 var(--jp-ui-font-family,system-ui,sa
         ".agl-stats h4 small{font-weight:400;color:#64748b}"
         ".agl-stats table{border-collapse:collapse;width:100%;table-layout:fixed}"
         ".agl-stats td{padding:1px 4px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}"
-        ".agl-stats td:first-child{width:42%}"
+        ".agl-stats td:first-child{width:42%}.agl-stats.wide td:first-child{width:50%}"
         ".agl-stats td.v{text-align:right;font-variant-numeric:tabular-nums;font-weight:600}"
         ".agl-stats tr.sep td{border-top:1px solid #e2e8f0}.agl-stats .sel{color:#b91c1c}"
         ".agl-stats .none{color:#94a3b8;font-weight:400}</style>")
@@ -61,9 +61,10 @@ def stats_rows(stats: PoolStats, extra: dict[str, Any] | None = None) -> list[tu
 
 
 def table_html(title: str, rows: list[tuple[str, str]], *, separators: tuple[int, ...] = (), note: str = "",
-               tail: str = "") -> str:
+               tail: str = "", wide_labels: bool = False) -> str:
     """A side panel: ``title`` (and a ``note``), one table row per (label, value), a rule above the
-    rows at ``separators``, then ``tail`` (more rows, as HTML). An empty value shows as a grey "–"."""
+    rows at ``separators``, then ``tail`` (more rows, as HTML). An empty value shows as a grey "–";
+    ``wide_labels``: the label column takes more of the width (long labels, short values)."""
     body = []
     for i, (label, value) in enumerate(rows):
         cls = ' class="sep"' if i in separators else ""
@@ -71,7 +72,8 @@ def table_html(title: str, rows: list[tuple[str, str]], *, separators: tuple[int
         body.append(f"<tr{cls}><td title='{html.escape(label)}'>{html.escape(label)}</td>"
                     f"<td class='v' title='{html.escape(value)}'>{shown}</td></tr>")
     head = f"{html.escape(title)} <small>{html.escape(note)}</small>" if note else html.escape(title)
-    return f"{_CSS}<div class='agl-stats'><h4>{head}</h4><table>{''.join(body)}{tail}</table></div>"
+    cls = "agl-stats wide" if wide_labels else "agl-stats"
+    return f"{_CSS}<div class='{cls}'><h4>{head}</h4><table>{''.join(body)}{tail}</table></div>"
 
 
 class StatsPanel(NoFrontEndState, w.HTML):

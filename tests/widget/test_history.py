@@ -57,6 +57,11 @@ def test_moving_the_slider_pauses_the_loop_and_play_returns_to_the_present() -> 
     dash = Dashboard(pool, sim, fps=30)
     try:
         dash.run(200, frame_every=20)
+        for _ in range(3):
+            sim.step()
+            dash._frame(live=True)  # live frames between text refreshes: the label may lag behind them
+        dash.stop()  # stopping refreshes the text: the label names every frame recorded
+        assert f"{len(dash.history):,} frames" in dash.scrub_label.value
         dash.play()
         assert dash.playing
         dash.scrubber.value = 2  # what the front end's slider sends
