@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .pool import COMPACTION_MODES, COMPACTION_STRATEGIES, group_stats
-from .workload import DEMO_LIMIT, LAYOUTS, REUSE_STRATEGIES, SUMMARY_LABELS
+from .workload import DEMO_LIMIT, DEMO_TIME_SCALE, LAYOUTS, REUSE_STRATEGIES, SUMMARY_LABELS
 
 if TYPE_CHECKING:
     from .pool import PagedPool, PoolSnapshot
@@ -172,9 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=None,
                    help="serve the first N requests of the trace, to completion (default: all of them)")
     p.add_argument("--steps", type=_positive_int, default=None, help=_STEPS_HELP)
-    p.add_argument("--time-scale", type=_positive_float, default=1.0,
-                   help="arrivals this many times faster (default 1: as recorded; a trace that leaves the pool "
-                        "mostly idle shows no fragmentation: raise this or lower --pool-size)")
+    p.add_argument("--time-scale", type=_positive_float, default=DEMO_TIME_SCALE,
+                   help=f"arrivals this many times faster (default {DEMO_TIME_SCALE:g}, as the demo: at the recorded "
+                        "rate the shipped traces leave a 64 MiB pool mostly idle, with no fragmentation to see; "
+                        "1 replays the arrivals as recorded)")
     p.add_argument("--token-scale", type=_positive_float, default=1.0, help="multiply token counts")
     p.add_argument("--snapshots", type=_positive_int, default=60)
     p.add_argument("--out", type=Path, default=Path("autoglm_lab_replay.html"), help="report path")

@@ -8,7 +8,15 @@ sim.run(steps=500); sim.summary(); sim.results(); sim.recent_steps(256)
 """
 
 from ._config import COMPUTE_MODES, REUSE_STRATEGIES, ServingConfig
-from ._demo import DEMO_LIMIT, demo_requests, demo_setup, demo_trace_path, mooncake_trace_path, shipped_trace_path
+from ._demo import (
+    DEMO_LIMIT,
+    DEMO_TIME_SCALE,
+    demo_requests,
+    demo_setup,
+    demo_trace_path,
+    mooncake_trace_path,
+    shipped_trace_path,
+)
 from ._kv import LAYOUTS, ContiguousKV, KVLayout, PagedKV, SeqKV
 from ._model import ModelConfig, TinyGLM
 from ._records import RECENT_KEYS, RunMetrics, StepRecord
@@ -24,5 +32,6 @@ __all__ = [
     "Request", "synthetic_requests", "check_requests", "check_synthetic_args", "load_trace", "TraceError",
     "MAX_TOKENS", "MAX_ARRIVAL_S",
     "KVLayout", "ContiguousKV", "PagedKV", "SeqKV",
-    "DEMO_LIMIT", "demo_setup", "demo_requests", "demo_trace_path", "shipped_trace_path", "mooncake_trace_path",
+    "DEMO_LIMIT", "DEMO_TIME_SCALE", "demo_setup", "demo_requests", "demo_trace_path", "shipped_trace_path",
+    "mooncake_trace_path",
 ]

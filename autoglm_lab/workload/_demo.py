@@ -22,6 +22,9 @@ TRACE_NAME = "azure_llm_2023_conv.csv"
 MOONCAKE_NAME = "mooncake_conversation_trace.jsonl"
 DEMO_TRACES = ("mooncake", "azure")
 DEMO_LIMIT = 2000  # requests replayed: enough for the pool to fill, fragment and recover several times
+# arrivals this many times faster than recorded: one 64 MiB pool then sees a busy server's pressure (at the
+# recorded rate the shipped traces leave it mostly idle: no fragmentation to see); the CLI's replay default
+DEMO_TIME_SCALE = 8.0
 DEMO_POOL = {"page_size": "64KiB", "memory_pool_initial_size": "64MiB", "max_size": "64MiB",
              "device": "auto", "compaction": "lazy"}  # auto: CUDA when torch sees a GPU, else the CPU
 
@@ -38,8 +41,8 @@ def mooncake_trace_path() -> Path:
     return Path(str(resources.files("autoglm_lab") / "data" / MOONCAKE_NAME))
 
 
-def demo_requests(*, limit: int = DEMO_LIMIT, time_scale: float = 8.0, token_scale: float = 0.125, seed: int = 0,
-                  trace: str = "mooncake") -> list[Request]:
+def demo_requests(*, limit: int = DEMO_LIMIT, time_scale: float = DEMO_TIME_SCALE, token_scale: float = 0.125,
+                  seed: int = 0, trace: str = "mooncake") -> list[Request]:
     """The first ``limit`` requests of a shipped trace, ``time_scale`` times faster and ``token_scale``
     times shorter: ``trace="mooncake"`` (prefix block hashes: real KV reuse; 1/8 makes each 512-token
     prefix block 64 tokens, one 64 KiB page of the default model's KV) or ``"azure"`` (no prefixes);
@@ -61,8 +64,8 @@ def demo_trace_path(trace: str = "mooncake") -> Path:
 
 
 def demo_setup(*, kv_layout: str = "contiguous", cache_reuse_strategy: str = "lru", seed: int = 0,
-               limit: int = DEMO_LIMIT, time_scale: float = 8.0, token_scale: float = 0.125, trace: str = "mooncake",
-               **pool_overrides: Any) -> tuple[PagedPool, ServingSim]:
+               limit: int = DEMO_LIMIT, time_scale: float = DEMO_TIME_SCALE, token_scale: float = 0.125,
+               trace: str = "mooncake", **pool_overrides: Any) -> tuple[PagedPool, ServingSim]:
     """A 64 MiB pool of 64 KiB pages with lazy compaction (on the GPU when torch sees one, else the
     CPU; ``device="cpu"`` forces it), and a simulator replaying the first 2,000 requests of the
     Mooncake trace 8x faster with prompts scaled to 1/8, contiguous KV and LRU prefix reuse: the

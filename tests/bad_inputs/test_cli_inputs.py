@@ -100,6 +100,12 @@ CASES: list[tuple[list[str], int, str]] = [
     (["torch-snapshot", "{snap}", "--html", "{dir}/folder"], 1, "{dir}/folder"),
     (["torch-snapshot", "{snap}", "--max-bytes", "1KiB"], 1, "max_bytes=1024"),
     (["torch-snapshot", "{snap}", "--granularity", "0"], 2, "'0'"),
+    # history (a saved dashboard history, replayed offline)
+    (["history"], 2, "FILE.npz"),
+    (["history", "{dir}/missing.npz"], 1, "{dir}/missing.npz"),
+    (["history", "{dir}/folder"], 1, "is a folder"),
+    (["history", "{dir}/ok.csv"], 1, "not an .npz archive"),
+    (["history", "{dir}/ok.csv", "--max-frames", "1"], 2, "at least 2"),
     # bench
     (["bench", "--only", "nope"], 1, "nope"),
     (["bench", "--quick", "--only", "pool"], 1, "--only"),

@@ -177,7 +177,7 @@ def test_report_plots_the_run_against_time_and_states_the_slowdown(tmp_path) -> 
 
 def test_cli_report_states_the_slowdown_of_its_own_run(tmp_path, capsys) -> None:
     from autoglm_lab.cli import main
-    from autoglm_lab.workload import load_trace
+    from autoglm_lab.workload import DEMO_TIME_SCALE, load_trace
 
     t0 = dt.datetime(2023, 11, 16, 18, 0, 0)
     rows = [f"{(t0 + dt.timedelta(seconds=0.02 * i)).strftime('%Y-%m-%d %H:%M:%S.%f')},{300 + 37 * (i % 5)},40"
@@ -187,11 +187,12 @@ def test_cli_report_states_the_slowdown_of_its_own_run(tmp_path, capsys) -> None
     out = tmp_path / "r.html"
     assert main(["replay", str(trace), "--pool-size", "2MiB", "--page-size", "16KiB", "--quiet",
                  "--out", str(out)]) == 0
-    # the same run again, here: the CLI's defaults are contiguous KV, LRU reuse, lazy compaction, seed 0
+    # the same run again, here: the CLI's defaults are contiguous KV, LRU reuse, lazy compaction, seed 0,
+    # arrivals DEMO_TIME_SCALE times faster
     pool = PagedPool(PoolConfig(page_size="16KiB", memory_pool_initial_size="2MiB", max_size=None, device="auto",
                                 compaction="lazy"))
     sim = ServingSim(pool, ServingConfig(kv_layout="contiguous", cache_reuse_strategy="lru"),
-                     requests=load_trace(trace))
+                     requests=load_trace(trace, time_scale=DEMO_TIME_SCALE))
     sim.run(progress=False)
     ot = sim.over_time()
     expected = ot["ttft_p50_s"].iloc[-1] / ot["ttft_p50_s"].iloc[0]
