@@ -26,7 +26,7 @@ _CSS = ("<style>.agl-stats{font:11.5px/1.45 var(--jp-ui-font-family,system-ui,sa
         ".agl-stats h4 small{font-weight:400;color:#64748b}"
         ".agl-stats table{border-collapse:collapse;width:100%;table-layout:fixed}"
         ".agl-stats td{padding:1px 4px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}"
-        ".agl-stats td:first-child{width:42%}.agl-stats.wide td:first-child{width:50%}"
+        ".agl-stats td:first-child{width:38%}.agl-stats.wide td:first-child{width:50%}"
         ".agl-stats td.v{text-align:right;font-variant-numeric:tabular-nums;font-weight:600}"
         ".agl-stats tr.sep td{border-top:1px solid #e2e8f0}.agl-stats .sel{color:#b91c1c}"
         ".agl-stats .none{color:#94a3b8;font-weight:400}</style>")
