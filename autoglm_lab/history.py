@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from os import PathLike
@@ -100,9 +101,9 @@ class SnapshotHistory:
         self._last: _State | None = None   # the last frame recorded, decoded
         self._cursor: _State | None = None  # the last frame read
         self._blob_bytes = 0
-        self._events = np.zeros(0, EVENT_RECORD)
+        self._events = _Log(EVENT_RECORD)
         self._events_base = 0              # the pool's event count before the first event kept
-        self._steps: dict[str, np.ndarray] = {}
+        self._steps: _Log | None = None    # per-step rows, one field per column
         self._force_key = False            # the next frame starts a keyframe group (see _bound)
 
     # ------------------------------------------------------------------ recording
@@ -123,8 +124,8 @@ class SnapshotHistory:
                 "events_total": int(snap.events_total),
                 "segments": [snap.segment_first_page.tolist(), snap.segment_num_pages.tolist()],
                 "tags": list(snap.tags)}
-        stats = _jsonable(snap.stats.to_dict())
-        stats.pop("free_ratio", None)
+        stats = _jsonable({k: getattr(snap.stats, k) for k in _STAT_FIELDS})  # not to_dict: asdict deep-copies
+        stats["compactions_by_reason"] = dict(stats["compactions_by_reason"])
         table = _table(snap)
         last = self._last
         key = (last is None or self._force_key
@@ -165,24 +166,31 @@ class SnapshotHistory:
         new = total - have
         if new <= 0:
             return
-        ev = snap.events
-        rows = np.zeros(min(new, len(ev.time_s)), EVENT_RECORD)
-        for name in EVENT_RECORD.names or ():
-            rows[name] = getattr(ev, name)[len(ev.time_s) - len(rows):]
-        if len(rows) < new:  # the ring overflowed between frames: the gap is lost, the count is not
-            self._events, self._events_base = rows, total - len(rows)
+        if isinstance(snap.event_rows, bytes | bytearray | memoryview):  # the compiled ring: packed records
+            ring = np.frombuffer(snap.event_rows, dtype=EVENT_RECORD)
+            rows = ring[len(ring) - min(new, len(ring)):].copy()
         else:
-            self._events = np.concatenate((self._events, rows))
+            ev = snap.events
+            rows = np.zeros(min(new, len(ev.time_s)), EVENT_RECORD)
+            for name in EVENT_RECORD.names or ():
+                rows[name] = getattr(ev, name)[len(ev.time_s) - len(rows):]
+        if len(rows) < new:  # the ring overflowed between frames: the gap is lost, the count is not
+            self._events, self._events_base = _Log(EVENT_RECORD), total - len(rows)
+        self._events.append(rows)
 
     def _log_steps(self, steps: Mapping[str, np.ndarray]) -> None:
         if "time_s" not in steps:
             raise ValueError(f"steps needs a time_s column; got {sorted(steps)}")
-        if not self._steps:
-            self._steps = {k: np.asarray(v)[:0].copy() for k, v in steps.items()}
-        if set(steps) != set(self._steps):
-            raise ValueError(f"steps columns {sorted(steps)} differ from the history's {sorted(self._steps)}")
-        self._steps = {k: np.concatenate((self._steps[k], np.asarray(steps[k], self._steps[k].dtype)))
-                       for k in self._steps}
+        if self._steps is None:
+            self._steps = _Log(np.dtype([(k, np.asarray(v).dtype) for k, v in steps.items()]))
+        names = self._steps.dtype.names or ()
+        if set(steps) != set(names):
+            raise ValueError(f"steps columns {sorted(steps)} differ from the history's {sorted(names)}")
+        n = len(np.asarray(steps["time_s"]))
+        rows = np.empty(n, self._steps.dtype)
+        for k in names:
+            rows[k] = steps[k]
+        self._steps.append(rows)
 
     def _bound(self) -> None:
         """Keep the event log within a quarter of ``max_bytes`` (older frames then carry fewer events),
@@ -191,7 +199,8 @@ class SnapshotHistory:
         excess = self._events.nbytes - self.max_bytes // 4
         if excess > 0:
             cut = -(-excess // EVENT_RECORD.itemsize)
-            self._events, self._events_base = self._events[cut:], self._events_base + cut
+            self._events.drop_front(cut)
+            self._events_base += cut
         while self.nbytes > self.max_bytes:
             nxt = next((i for i in range(1, len(self._key)) if self._key[i]), None)
             if nxt is None:
@@ -203,13 +212,13 @@ class SnapshotHistory:
             self.dropped += nxt
             self._cursor = None
             start = self._times[0]
-            if self._steps:
-                keep = self._steps["time_s"] >= start
-                self._steps = {k: v[keep] for k, v in self._steps.items()}
+            if self._steps is not None:
+                self._steps.drop_front(int(np.searchsorted(self._steps.array()["time_s"], start, side="left")))
             # the events the first frame kept still shows (its snapshot carries the last _MAX_EVENTS)
             first_total = int(_decode(self._blobs[0], None, self.dropped).head["events_total"])
             cut = min(max(0, first_total - _MAX_EVENTS - self._events_base), len(self._events))
-            self._events, self._events_base = self._events[cut:], self._events_base + cut
+            self._events.drop_front(cut)
+            self._events_base += cut
 
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
@@ -218,12 +227,12 @@ class SnapshotHistory:
     @property
     def step_columns(self) -> tuple[str, ...]:
         """The columns of the per-step log (empty: no steps were recorded, e.g. a plain pool)."""
-        return tuple(self._steps)
+        return tuple(self._steps.dtype.names or ()) if self._steps is not None else ()
 
     @property
     def nbytes(self) -> int:
         """Bytes held: compressed frames plus the event and step logs."""
-        return self._blob_bytes + self._events.nbytes + sum(v.nbytes for v in self._steps.values())
+        return self._blob_bytes + self._events.nbytes + (self._steps.nbytes if self._steps is not None else 0)
 
     @property
     def times(self) -> np.ndarray:
@@ -269,7 +278,7 @@ class SnapshotHistory:
         t = t[order]
         stats = PoolStats(**{k: st.stats[k] for k in _STAT_FIELDS if k in st.stats})
         upto = int(h["events_total"]) - self._events_base
-        ev = self._events[max(0, upto - _MAX_EVENTS):max(0, upto)]
+        ev = self._events.array()[max(0, upto - _MAX_EVENTS):max(0, upto)]
         return PoolSnapshot(
             version=SNAPSHOT_VERSION, seq=int(h["seq"]), time_s=float(h["time_s"]), page_size=int(self.page_size or 0),
             device=self.device, num_pages=int(h["num_pages"]),
@@ -287,12 +296,12 @@ class SnapshotHistory:
 
     def steps(self, i: int | None = None) -> dict[str, np.ndarray]:
         """The per-step rows up to frame ``i``'s time (all when None), oldest first."""
-        if not self._steps:
+        if self._steps is None:
             return {}
-        if i is None:
-            return {k: v.copy() for k, v in self._steps.items()}
-        end = int(np.searchsorted(self._steps["time_s"], self._times[self._check_index(i)], side="right"))
-        return {k: v[:end].copy() for k, v in self._steps.items()}
+        rows = self._steps.array()
+        end = len(rows) if i is None else \
+            int(np.searchsorted(rows["time_s"], self._times[self._check_index(i)], side="right"))
+        return {k: rows[k][:end].copy() for k in rows.dtype.names or ()}
 
     def events(self, i: int) -> EventArrays:
         return self.snapshot(i).events
@@ -306,13 +315,13 @@ class SnapshotHistory:
         offsets = np.cumsum([0, *(len(b) for b in self._blobs)]).astype(np.int64)
         header = {"format": HISTORY_FORMAT, "page_size": self.page_size, "device": self.device,
                   "dropped": self.dropped, "keyframe_every": self.keyframe_every, "max_bytes": self.max_bytes,
-                  "events_base": self._events_base, "steps": sorted(self._steps)}
+                  "events_base": self._events_base, "steps": list(self.step_columns)}
         arrays = {"header": np.frombuffer(json.dumps(header).encode(), np.uint8),
                   "frames": np.frombuffer(b"".join(self._blobs), np.uint8), "offsets": offsets,
                   "key": np.asarray(self._key, bool), "times": self.times, "seqs": self.seqs,
-                  "summary_at": np.asarray(self._summary_at, bool), "events": self._events.view(np.uint8)
-                  if len(self._events) else np.zeros(0, np.uint8)}
-        arrays.update({f"step_{k}": v for k, v in self._steps.items()})
+                  "summary_at": np.asarray(self._summary_at, bool),
+                  "events": self._events.array().view(np.uint8) if len(self._events) else np.zeros(0, np.uint8)}
+        arrays.update({f"step_{k}": v for k, v in self.steps().items()})
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("wb") as f:
             np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
@@ -366,13 +375,15 @@ class SnapshotHistory:
         hist._blob_bytes = len(frames)
         hist._key, hist._times = data["key"].tolist(), data["times"].astype(np.float64).tolist()
         hist._seqs, hist._summary_at = data["seqs"].astype(np.int64).tolist(), data["summary_at"].tolist()
-        hist._events = data["events"].view(EVENT_RECORD).copy() if data["events"].size else np.zeros(0, EVENT_RECORD)
+        hist._events.append(data["events"].view(EVENT_RECORD).copy() if data["events"].size
+                            else np.zeros(0, EVENT_RECORD))
         missing = [k for k in step_keys if f"step_{k}" not in data]
         if missing or (step_keys and "time_s" not in step_keys):
             raise ValueError(f"{where}: step columns missing {missing or ['time_s']}")
-        hist._steps = {k: data[f"step_{k}"] for k in step_keys}
-        if len({len(v) for v in hist._steps.values()}) > 1:
+        if len({len(data[f"step_{k}"]) for k in step_keys}) > 1:
             raise ValueError(f"{where}: step columns of different lengths")
+        if step_keys:
+            hist._log_steps({k: data[f"step_{k}"] for k in step_keys})
         for i in range(n):  # every frame decodes, or the file is refused now rather than on a scrub
             try:
                 hist._state(i)
@@ -381,6 +392,45 @@ class SnapshotHistory:
         if n:
             hist._last = hist._state(n - 1)
         return hist
+
+
+class _Log:
+    """An append-only log of records kept as chunks (appending never copies what is there); the
+    chunks merge into one array when read."""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.dtype = dtype
+        self._chunks: deque[np.ndarray] = deque()
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    @property
+    def nbytes(self) -> int:
+        return self._len * self.dtype.itemsize
+
+    def append(self, rows: np.ndarray) -> None:
+        if len(rows):
+            self._chunks.append(rows)
+            self._len += len(rows)
+
+    def drop_front(self, n: int) -> None:
+        while n > 0 and self._chunks:
+            first = self._chunks[0]
+            if len(first) <= n:
+                self._chunks.popleft()
+                n -= len(first)
+                self._len -= len(first)
+            else:
+                self._chunks[0] = first[n:]
+                self._len -= n
+                n = 0
+
+    def array(self) -> np.ndarray:
+        if len(self._chunks) > 1:
+            self._chunks = deque([np.concatenate(list(self._chunks))])
+        return self._chunks[0] if self._chunks else np.zeros(0, self.dtype)
 
 
 def _delta(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
