@@ -99,6 +99,13 @@ def _pct(values: np.ndarray | list[float], q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
+def _pcts(values: np.ndarray | list[float], qs: tuple[float, float] = (50, 99)) -> tuple[float, float]:
+    if not len(values):
+        return float("nan"), float("nan")
+    a, b = np.percentile(values, qs)
+    return float(a), float(b)
+
+
 def summarise(sim: ServingSim) -> dict[str, Any]:
     """Totals of the run so far. Memory, counted the way vLLM counts its block pool:
 
@@ -136,6 +143,8 @@ def summarise(sim: ServingSim) -> dict[str, Any]:
     base_compactions, base_moved, base_pause = sim.metrics.pool_base
     st = pool.stats()
     cached = int(getattr(st, "cached_bytes", 0))
+    # p50 and p99 in one pass each (the dashboard's serving panel reads this 5 times a second)
+    step_p, tpot_p, ttft_p = (_pcts(v) for v in (step_lat, sim.metrics.tpot_s, sim.metrics.ttft_s))
     return {
         "steps": sim.steps,
         "sim_time_s": sim.clock,
@@ -154,12 +163,12 @@ def summarise(sim: ServingSim) -> dict[str, Any]:
         "prewarm_tokens": int(tot["prewarm_tokens"]),
         "prewarm_hits": int(tot["prewarm_hits"]),
         "tokens_per_sim_s": (tot["prefill_tokens"] + tot["decode_tokens"]) / sim.clock if sim.clock else 0.0,
-        "step_latency_p50_s": _pct(step_lat, 50),
-        "step_latency_p99_s": _pct(step_lat, 99),
-        "per_token_latency_p50_s": _pct(sim.metrics.tpot_s, 50),
-        "per_token_latency_p99_s": _pct(sim.metrics.tpot_s, 99),
-        "ttft_p50_s": _pct(sim.metrics.ttft_s, 50),
-        "ttft_p99_s": _pct(sim.metrics.ttft_s, 99),
+        "step_latency_p50_s": step_p[0],
+        "step_latency_p99_s": step_p[1],
+        "per_token_latency_p50_s": tpot_p[0],
+        "per_token_latency_p99_s": tpot_p[1],
+        "ttft_p50_s": ttft_p[0],
+        "ttft_p99_s": ttft_p[1],
         "failures": int(tot["failures"]),
         "fragmentation_failures": int(tot["fragmentation_failures"]),
         "preemptions": int(tot["preemptions"]),
