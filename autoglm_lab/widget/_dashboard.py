@@ -66,6 +66,8 @@ VIEW_FIELDS = fields("view")
 _SETTINGS = {c.name: c for c in CONTROLS if c.target != "action"}
 _BURST = 8  # simulator steps per hold of the dashboard lock in the live loop
 _TEXT_PERIOD_S = 0.2  # text is read, not watched: the live loop refreshes it 5 times a second
+_RECORD_PERIOD_S = 0.1  # the live loop records at most 10 frames a second into the history (every step's
+                        # row still goes in: the trace replays whole); frames drawn by code all go in
 _DEMO_STORY_S = 120.0  # the demo's pace: the whole trace within about two minutes of watching
 _SCRUB_TIP = ("the run so far, frame by frame: drag back to see the page map, heatmap, trace and panels as they "
               "were (the live loop pauses); Back to live, Play or Step return to the present")
@@ -124,6 +126,7 @@ class Dashboard(NoFrontEndState, w.VBox):
         self.history = SnapshotHistory(self.history_bytes)  # this run's frames (a new run, a new history)
         self._hist_steps = 0                                # simulator steps recorded into it
         self._past: int | None = None                       # the recorded frame shown while scrubbing
+        self._recorded_at = 0.0                             # perf_counter of the last live frame recorded
         self.pool = pool
         self.sim = sim
         self.pace, self.at_end, self.runs = float(pace), at_end, 1
@@ -234,7 +237,9 @@ class Dashboard(NoFrontEndState, w.VBox):
                 for view in self.views:
                     view.update(ctx)
             self._last_ctx = ctx
-            self._record(ctx)
+            if not live or t0 - self._recorded_at >= _RECORD_PERIOD_S:
+                self._recorded_at = t0
+                self._record(ctx)
             if text:
                 self._show_status(snap)
                 self._show_history()
