@@ -66,6 +66,8 @@ VIEW_FIELDS = fields("view")
 _SETTINGS = {c.name: c for c in CONTROLS if c.target != "action"}
 _BURST = 8  # simulator steps per hold of the dashboard lock in the live loop
 _TEXT_PERIOD_S = 0.2  # text is read, not watched: the live loop refreshes it 5 times a second
+_HISTORY_PERIOD_S = 1.0  # the history slider and its line while playing: once a second (each update
+                         # re-renders the slider in the browser, which shares the machine)
 _RECORD_PERIOD_S = 0.1  # the live loop records at most 10 frames a second into the history (every step's
                         # row still goes in: the trace replays whole); frames drawn by code all go in
 _DEMO_STORY_S = 120.0  # the demo's pace: the whole trace within about two minutes of watching
@@ -127,6 +129,7 @@ class Dashboard(NoFrontEndState, w.VBox):
         self._hist_steps = 0                                # simulator steps recorded into it
         self._past: int | None = None                       # the recorded frame shown while scrubbing
         self._recorded_at = 0.0                             # perf_counter of the last live frame recorded
+        self._history_shown_at = 0.0                        # ... and of the last slider update while live
         self.pool = pool
         self.sim = sim
         self.pace, self.at_end, self.runs = float(pace), at_end, 1
@@ -242,7 +245,9 @@ class Dashboard(NoFrontEndState, w.VBox):
                 self._record(ctx)
             if text:
                 self._show_status(snap)
-                self._show_history()
+                if not live or t0 - self._history_shown_at >= _HISTORY_PERIOD_S:
+                    self._history_shown_at = t0
+                    self._show_history()
             page_view: PageMapView = self._by_name["page_map"]  # type: ignore[assignment]
             info = FrameInfo(seq=snap.seq, page_frame=page_view.sent, snapshot_s=t1 - t0,
                              frame_s=time.perf_counter() - t0, frame_cpu_s=time.thread_time() - c0)
