@@ -100,10 +100,22 @@ def _pct(values: np.ndarray | list[float], q: float) -> float:
 
 
 def _pcts(values: np.ndarray | list[float], qs: tuple[float, float] = (50, 99)) -> tuple[float, float]:
-    if not len(values):
+    """``np.percentile(values, qs)`` (its default linear method, the same floats) with one sort: numpy's
+    own call costs ~0.2 ms of overhead on a few thousand values, and the dashboard asks 5 times a second."""
+    a = np.sort(np.asarray(values, dtype=np.float64))
+    n = a.shape[0]
+    if not n:
         return float("nan"), float("nan")
-    a, b = np.percentile(values, qs)
-    return float(a), float(b)
+    out = []
+    for q in qs:
+        pos = (q / 100) * (n - 1)
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, n - 1)
+        t = pos - lo
+        x, y = a[lo], a[hi]
+        diff = y - x
+        out.append(float(y - diff * (1 - t) if t >= 0.5 else x + diff * t))  # numpy's _lerp
+    return out[0], out[1]
 
 
 def summarise(sim: ServingSim) -> dict[str, Any]:
