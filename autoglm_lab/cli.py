@@ -23,7 +23,7 @@ import math
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -68,24 +68,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------------- arguments
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+def _int_at_least(least: int, why: str = "") -> Callable[[str], int]:
+    """An argparse type: an integer >= ``least`` (``why``: said when it is smaller)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {least}{why}")
+        return value
+    return parse
 
 
-def _frame_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 2 (the first and the last frame)")
-    return value
+_positive_int = _int_at_least(1)
+_frame_count = _int_at_least(2, " (the first and the last frame)")
 
 
 def _positive_float(text: str) -> float:
