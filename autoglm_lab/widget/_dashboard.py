@@ -235,12 +235,13 @@ class Dashboard(NoFrontEndState, w.VBox):
             text = not live or t0 - self._text_at >= _TEXT_PERIOD_S
             if text:
                 self._text_at = t0
-            ctx = self._context(snap, text=text)
+            record = not live or t0 - self._recorded_at >= _RECORD_PERIOD_S or self.finished  # the end goes in
+            ctx = self._context(snap, text=text, record=record)
             with self._carrier.frame_bus.batch():  # the views' frames leave as one message
                 for view in self.views:
                     view.update(ctx)
             self._last_ctx = ctx
-            if not live or t0 - self._recorded_at >= _RECORD_PERIOD_S:
+            if record:
                 self._recorded_at = t0
                 self._record(ctx)
             if text:
@@ -255,11 +256,11 @@ class Dashboard(NoFrontEndState, w.VBox):
                 callback(snap, info)
             return info
 
-    def _context(self, snap: PoolSnapshot, *, text: bool, fresh: bool = True) -> ViewContext:
+    def _context(self, snap: PoolSnapshot, *, text: bool, fresh: bool = True, record: bool = True) -> ViewContext:
         sim = self.sim
         return ViewContext(snapshot=snap, time_s=sim.clock if sim is not None else snap.time_s, sim=sim,
                            report=self.last_report, selected=self.page_map.selected_block(snap), fresh=fresh,
-                           text=text, summary=sim.summary() if sim is not None and text else None)
+                           text=text, summary=sim.summary() if sim is not None and text else None, record=record)
 
     # ------------------------------------------------------------------ history
     def _record(self, ctx: ViewContext) -> None:

@@ -141,8 +141,9 @@ class FragmentationHeatmap(CanvasView):
 
 
 class HeatmapView(DashboardView):
-    """The heatmap in a dashboard: one column per snapshot that changed the pool or the clock, at the
-    simulator's clock (a pool without one: its own), so nothing is added while nothing happens."""
+    """The heatmap in a dashboard: one column per recorded snapshot (``ctx.record``) that changed the
+    pool or the clock, at the simulator's clock (a pool without one: its own), so nothing is added
+    while nothing happens, and scrubbing the history redraws it column for column."""
 
     name = "heatmap"
     module = MODULE
@@ -166,7 +167,7 @@ class HeatmapView(DashboardView):
             self._last = (ctx.snapshot.seq, ctx.time_s if hist.step_columns else 0.0)
             return
         key = (ctx.snapshot.seq, ctx.time_s if ctx.sim is not None else 0.0)
-        if key != self._last:
+        if key != self._last and ctx.record:
             self._last = key
             self.widget.update(ctx.snapshot, time_s=ctx.time_s)
 

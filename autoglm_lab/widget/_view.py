@@ -83,6 +83,8 @@ class ViewContext:
     text: bool = True                      # refresh text now (the live loop: 5 times a second)
     summary: Mapping[str, Any] | None = None  # the simulator's summary at this moment (None: no simulator)
     past: PastFrame | None = None          # a recorded frame shown while scrubbing (None: the present)
+    record: bool = True                    # this frame goes into the history (the live loop: 10 a second);
+                                           # the heatmap adds a column only then, so scrubbing redraws it as it was
 
 
 @dataclass(frozen=True)

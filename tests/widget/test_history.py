@@ -120,3 +120,21 @@ def test_a_simulator_started_over_behind_the_dashboards_back_starts_a_new_histor
         assert dash.history.steps()["time_s"].size == 20 and dash.history.times[-1] == sim.clock
     finally:
         dash.close()
+
+
+def test_live_frames_between_records_add_no_heatmap_column_so_scrubbing_redraws_it_exactly() -> None:
+    pool, sim = tiny_sim()
+    dash = Dashboard(pool, sim)
+    try:
+        for i in range(12):  # live frames a few ms apart: the history records at most 10 a second
+            sim.step()
+            if i % 4 == 0:
+                dash._recorded_at = 0.0  # as if 0.1 s had passed: this one is recorded
+            dash._frame(live=True)
+        assert len(dash.history) == 1 + 3  # the first frame, then every fourth
+        assert dash.heatmap.columns().shape[0] == len(dash.history)  # one column per recorded frame
+        before = dash.heatmap.columns().copy()
+        dash.show_frame(-1)  # the last recorded frame: the heatmap rebuilt from the history is the live one
+        assert np.array_equal(dash.heatmap.columns(), before)
+    finally:
+        dash.close()
