@@ -36,15 +36,17 @@ LAYOUTS = ("contiguous", "paged")
 
 
 class SeqKV:
-    """One sequence's KV blocks. ``capacity`` tokens are reserved, ``owner`` is the session key."""
+    """One sequence's KV blocks. ``capacity`` tokens are reserved, ``owner`` is the session key, ``tag``
+    the pool tag its blocks carry (the request and session: the page map colours and names them)."""
 
-    __slots__ = ("blocks", "capacity", "gather", "layout", "owner")
+    __slots__ = ("blocks", "capacity", "gather", "layout", "owner", "tag")
 
-    def __init__(self, layout: KVLayout, owner: int) -> None:
+    def __init__(self, layout: KVLayout, owner: int, tag: str | None = None) -> None:
         self.layout = layout
         self.blocks: list[Block] = []
         self.capacity = 0
         self.owner = owner
+        self.tag = tag if tag is not None else layout.tag
         # paged: (block places, storage rows, index (2 x layers, capacity)); rebuilt when a block moves or is added
         self.gather: tuple[tuple[int, ...], torch.Tensor, torch.Tensor] | None = None
 
@@ -71,8 +73,9 @@ class KVLayout:
         self.live_pages = 0    # pages held by this layout's live blocks
         self.evicted = 0       # cached blocks freed (the pool counts each as an eviction)
 
-    def new(self, owner: int) -> SeqKV:
-        return SeqKV(self, owner)
+    def new(self, owner: int, tag: str | None = None) -> SeqKV:
+        """A sequence of session ``owner`` whose blocks carry ``tag`` (default: the layout's)."""
+        return SeqKV(self, owner, tag)
 
     def tokens_for(self, tokens: int) -> int:
         """Tokens reserved for a context of ``tokens`` (rounded up to whole KV blocks)."""
@@ -90,9 +93,9 @@ class KVLayout:
         page = self.pool.page_size
         return -(-self.block_tokens * self.bytes_per_token // page) * page
 
-    def _alloc(self, tokens: int, owner: int) -> Block:
-        blk = self.pool.alloc((tokens, *self.row), self.dtype, tag=self.tag)
-        self.owners[blk.id] = (blk, owner)
+    def _alloc(self, tokens: int, seq: SeqKV) -> Block:
+        blk = self.pool.alloc((tokens, *self.row), self.dtype, tag=seq.tag)
+        self.owners[blk.id] = (blk, seq.owner)
         self.live_pages += blk.num_pages
         return blk
 
@@ -151,7 +154,7 @@ class ContiguousKV(KVLayout):
             return 0.0
         t0 = time.perf_counter()
         cap = self.tokens_for(tokens)
-        blk = self._alloc(cap, seq.owner)
+        blk = self._alloc(cap, seq)
         if seq.blocks:
             old = seq.blocks[0]
             if length:
@@ -236,7 +239,7 @@ class PagedKV(KVLayout):
         new: list[Block] = []
         try:
             for _ in range(-(-(tokens - seq.capacity) // self.block_tokens)):
-                new.append(self._alloc(self.block_tokens, seq.owner))
+                new.append(self._alloc(self.block_tokens, seq))
         except MemoryError:
             for blk in new:
                 self._free(blk)

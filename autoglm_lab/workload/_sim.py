@@ -302,13 +302,18 @@ class ServingSim:
                 self._s_hits += 1
                 self.totals["reused_tokens"] += seq.processed
                 return
-        seq.kv = self._layout.new(seq.session.key)
+        seq.kv = self._layout.new(seq.session.key, self._kv_tag(seq))
         seq.processed = 0
+
+    def _kv_tag(self, seq: Seq) -> str:
+        """The pool tag of a sequence's KV blocks: the page map colours by it and names it on hover (the
+        pool reuses a tag's id once its last block is freed, so the table holds the live ones only)."""
+        return f"{self.tag} · session {seq.session.sid} · request {seq.req.id}"
 
     def _attach_prefix(self, seq: Seq) -> None:
         """Reuse the longest cached run of the request's leading prefix blocks (see `workload._prefix`)."""
         layout, cache, req = self._layout, self.prefix, seq.req
-        kv = seq.kv = layout.new(seq.session.key)
+        kv = seq.kv = layout.new(seq.session.key, self._kv_tag(seq))
         st = seq.prefix = PrefixState()
         hashes, size, prompt = req.block_hashes, req.hash_block_tokens, req.prompt_tokens
         if not seq.preempted:

@@ -73,3 +73,23 @@ def test_the_panel_keeps_its_figures_when_text_is_refreshed_after_a_live_frame()
         assert _rows(dash.serving.value) == dict(serving_rows(sim.summary()))
     finally:
         dash.close()
+
+
+def test_the_simulators_blocks_carry_their_request_and_session_so_tag_colours_tell_them_apart() -> None:
+    from autoglm_lab.widget._codec import palette_indices
+    from autoglm_lab.widget._palette import TAG_BASE
+
+    pool = al.PagedPool(al.PoolConfig(page_size="16KiB", memory_pool_initial_size="8MiB", device="cpu"))
+    sim = _prefix_sim(pool)
+    seen: set[str] = set()
+    for _ in range(60):  # until two requests hold KV at once
+        sim.step()
+        snap = pool.snapshot()
+        live = {snap.tags[t] for t in snap.block_tag if t >= 0}
+        seen |= live
+        if len(live) > 1:
+            break
+    assert len(live) > 1 and all(t.startswith("kv · session ") and " · request " in t for t in seen)
+    colours = palette_indices(snap, "tag")
+    used = colours[snap.page_block >= 0]
+    assert len(set(used.tolist())) > 1 and used.min() >= TAG_BASE  # one colour per request, not one for all
