@@ -43,7 +43,7 @@ def serving_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
         return f"{format_bytes(n)} ({n / cap:.0%})" if cap else format_bytes(n)
 
     queries = int(s["prefix_cache_queries"])
-    hit_rate = (f"{s['prefix_cache_hit_rate']:.1%} of {queries:,} blocks" if queries else
+    hit_rate = (f"{s['prefix_cache_hit_rate']:.1%} of {queries:,}" if queries else
                 f"{s['cache_hit_rate']:.1%} (sessions)" if s["cache_lookups"] else "")
     clock = float(s["sim_time_s"])
     rate = f"{s['tokens_per_sim_s']:,.0f} · {s['generated_tokens'] / clock:,.0f}" if clock > 0 else ""
@@ -55,7 +55,7 @@ def serving_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("done · rejected", f"{s['requests_done']:,} of {s['requests_total']:,} · {s['requests_rejected']:,}"),
         ("preemptions", f"{s['preemptions']:,}"),
         ("evictions", f"{s['evictions']:,}"),
-        ("prefix-cache hit rate", hit_rate),
+        ("prefix hits (blocks)", hit_rate),
         ("TTFT p50 · p99", _pair(s, "ttft_p50_s", "ttft_p99_s")),
         ("TPOT p50 · p99", _pair(s, "per_token_latency_p50_s", "per_token_latency_p99_s")),
         ("tokens/s: all · output", rate),

@@ -26,7 +26,7 @@ _CSS = ("<style>.agl-stats{font:11.5px/1.45 var(--jp-ui-font-family,system-ui,sa
         ".agl-stats h4 small{font-weight:400;color:#64748b}"
         ".agl-stats table{border-collapse:collapse;width:100%;table-layout:fixed}"
         ".agl-stats td{padding:1px 4px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}"
-        ".agl-stats td:first-child{width:38%}.agl-stats.wide td:first-child{width:50%}"
+        ".agl-stats td:first-child{width:42%}.agl-stats.wide td:first-child{width:50%}"
         ".agl-stats td.v{text-align:right;font-variant-numeric:tabular-nums;font-weight:600}"
         ".agl-stats tr.sep td{border-top:1px solid #e2e8f0}.agl-stats .sel{color:#b91c1c}"
         ".agl-stats .none{color:#94a3b8;font-weight:400}</style>")
@@ -40,7 +40,8 @@ def stats_rows(stats: PoolStats, extra: dict[str, Any] | None = None) -> list[tu
     s = stats
     used_pct = s.used_bytes / s.capacity_bytes if s.capacity_bytes else 0.0
     rows = [
-        ("capacity", f"{format_bytes(s.capacity_bytes)} · {s.capacity_pages:,}×{format_size(s.page_size)}"),
+        ("capacity", format_bytes(s.capacity_bytes)),
+        ("pages", f"{s.capacity_pages:,} × {format_size(s.page_size)}"),
         ("used (referenced)", f"{format_bytes(s.used_bytes)} ({used_pct:.0%})"),
         ("cached (evictable)", f"{format_bytes(s.cached_bytes)}"),
         ("blocks", f"{s.num_blocks:,}"),
@@ -89,7 +90,7 @@ class StatsPanel(NoFrontEndState, w.HTML):
         tail = (_selected_row(selected) if selected else
                 "<tr class='sep'><td>selected block</td><td class='v'><span class='none'>click a page"
                 "</span></td></tr>")
-        value = table_html("Pool", stats_rows(stats, extra), separators=(6, 8), note=note, tail=tail)
+        value = table_html("Pool", stats_rows(stats, extra), separators=(7, 9), note=note, tail=tail)
         if value != self.value:
             self.value = value
 

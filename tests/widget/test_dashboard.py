@@ -186,7 +186,7 @@ def test_headless_run_with_a_simulator() -> None:
     summary = dash.run(20, frame_every=5)
     assert sim.steps == 20 and len(seen) == 4
     assert seen[-1] == pool.snapshot().seq
-    assert "cache_hit_rate" in summary and "prefix-cache hit rate" in dash.serving.value
+    assert "cache_hit_rate" in summary and "prefix hits (blocks)" in dash.serving.value
     dash.set("cache_reuse_strategy", "ttl")
     dash.set("kv_layout", "paged")
     dash.set("request_rate_scale", 2.0)

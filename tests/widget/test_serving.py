@@ -34,8 +34,8 @@ def test_the_panel_shows_the_summary_of_the_same_moment_and_starts_again_on_rese
         s = sim.summary()
         shown = _rows(dash.serving.value)
         assert shown == dict(serving_rows(s))
-        assert s["prefix_cache_hits"] > 0 and shown["prefix-cache hit rate"].startswith(
-            f"{s['prefix_cache_hit_rate']:.1%} of {s['prefix_cache_queries']:,} blocks")
+        assert s["prefix_cache_hits"] > 0 and shown["prefix hits (blocks)"] == (
+            f"{s['prefix_cache_hit_rate']:.1%} of {s['prefix_cache_queries']:,}")
         assert shown["running · waiting"] == f"{s['requests_running']:,} · {s['requests_waiting']:,}"
         assert shown["TTFT p50 · p99"] == f"{s['ttft_p50_s'] * 1e3:,.1f} · {s['ttft_p99_s'] * 1e3:,.1f} ms"
         # vLLM's accounting: usage is referenced KV only; cached KV is shown apart
@@ -44,7 +44,7 @@ def test_the_panel_shows_the_summary_of_the_same_moment_and_starts_again_on_rese
         dash.reset()
         fresh = _rows(dash.serving.value)
         assert fresh["preemptions"] == fresh["evictions"] == "0"
-        assert fresh["TTFT p50 · p99"] == fresh["prefix-cache hit rate"] == ""  # nothing measured yet
+        assert fresh["TTFT p50 · p99"] == fresh["prefix hits (blocks)"] == ""  # nothing measured yet
         assert fresh["sim clock · steps"] == "0.00 s · 0"
     finally:
         dash.close()
