@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .pool import EVENT_RECORD, SNAPSHOT_VERSION, EventArrays, PoolSnapshot, PoolStats
+from .pool import EVENT_RECORD, SNAPSHOT_VERSION, PoolSnapshot, PoolStats
 
 __all__ = ["SnapshotHistory", "HISTORY_FORMAT", "DEFAULT_MAX_BYTES"]
 
@@ -97,7 +97,6 @@ class SnapshotHistory:
         self._key: list[bool] = []
         self._times: list[float] = []
         self._seqs: list[int] = []
-        self._summary_at: list[bool] = []  # the frame carries a summary (change)
         self._last: _State | None = None   # the last frame recorded, decoded
         self._cursor: _State | None = None  # the last frame read
         self._blob_bytes = 0
@@ -151,7 +150,6 @@ class SnapshotHistory:
         self._key.append(bool(key))
         self._times.append(t)
         self._seqs.append(int(snap.seq))
-        self._summary_at.append(summary is not None)
         self._blob_bytes += len(blob)
         self._last = _State(len(self._blobs) - 1 + self.dropped, table, {**(last.head if last else {}), **head},
                             stats, summ)
@@ -207,7 +205,7 @@ class SnapshotHistory:
                 self._force_key = True
                 return
             self._blob_bytes -= sum(len(b) for b in self._blobs[:nxt])
-            for col in (self._blobs, self._key, self._times, self._seqs, self._summary_at):
+            for col in (self._blobs, self._key, self._times, self._seqs):
                 del col[:nxt]
             self.dropped += nxt
             self._cursor = None
@@ -303,9 +301,6 @@ class SnapshotHistory:
             int(np.searchsorted(rows["time_s"], self._times[self._check_index(i)], side="right"))
         return {k: rows[k][:end].copy() for k in rows.dtype.names or ()}
 
-    def events(self, i: int) -> EventArrays:
-        return self.snapshot(i).events
-
     # ------------------------------------------------------------------ files
     def save(self, path: str | PathLike[str]) -> Path:
         """Write the history to ``path`` (an ``.npz`` of plain arrays); returns the path."""
@@ -319,7 +314,6 @@ class SnapshotHistory:
         arrays = {"header": np.frombuffer(json.dumps(header).encode(), np.uint8),
                   "frames": np.frombuffer(b"".join(self._blobs), np.uint8), "offsets": offsets,
                   "key": np.asarray(self._key, bool), "times": self.times, "seqs": self.seqs,
-                  "summary_at": np.asarray(self._summary_at, bool),
                   "events": self._events.array().view(np.uint8) if len(self._events) else np.zeros(0, np.uint8)}
         arrays.update({f"step_{k}": v for k, v in self.steps().items()})
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -343,7 +337,7 @@ class SnapshotHistory:
 
     @classmethod
     def _from_arrays(cls, data: dict[str, np.ndarray], where: str) -> SnapshotHistory:
-        need = ("header", "frames", "offsets", "key", "times", "seqs", "summary_at", "events")
+        need = ("header", "frames", "offsets", "key", "times", "seqs", "events")
         missing = [k for k in need if k not in data]
         if missing:
             raise ValueError(f"{where}: not a history file, missing {missing}")
@@ -357,7 +351,7 @@ class SnapshotHistory:
         off, n = data["offsets"], len(data["times"])
         frames = data["frames"].tobytes()
         if (off.ndim != 1 or len(off) != n + 1 or off[0] != 0 or off[-1] != len(frames) or np.any(np.diff(off) < 0)
-                or not len(data["key"]) == len(data["seqs"]) == len(data["summary_at"]) == n
+                or not len(data["key"]) == len(data["seqs"]) == n
                 or (n and not data["key"][0]) or np.any(np.diff(data["times"]) < 0)):
             raise ValueError(f"{where}: the frame index is inconsistent ({n} frames, offsets {off.shape})")
         if data["events"].size % EVENT_RECORD.itemsize:
@@ -374,7 +368,7 @@ class SnapshotHistory:
         hist._blobs = [frames[off[i]:off[i + 1]] for i in range(n)]
         hist._blob_bytes = len(frames)
         hist._key, hist._times = data["key"].tolist(), data["times"].astype(np.float64).tolist()
-        hist._seqs, hist._summary_at = data["seqs"].astype(np.int64).tolist(), data["summary_at"].tolist()
+        hist._seqs = data["seqs"].astype(np.int64).tolist()
         hist._events.append(data["events"].view(EVENT_RECORD).copy() if data["events"].size
                             else np.zeros(0, EVENT_RECORD))
         missing = [k for k in step_keys if f"step_{k}" not in data]

@@ -40,7 +40,7 @@ from ._codec import PageFrame
 from ._controls import FixedGridBox, FixedHBox, FixedHTML, FixedVBox, GuardedButton, GuardedIntSlider, check_value
 from ._heatmap import FragmentationHeatmap
 from ._loop import LiveLoop
-from ._messages import NoFrontEndState, argument, choice, integer, number
+from ._messages import NoFrontEndState, argument, choice, integer, number, run_logged
 from ._pagemap import PageMap, PageMapView
 from ._registry import VIEWS
 from ._resize import resize_note, resized_config
@@ -161,7 +161,7 @@ class Dashboard(NoFrontEndState, w.VBox):
                                                      overflow="hidden"))
         self.live_button = GuardedButton(description="Back to live", disabled=True, layout=w.Layout(width="auto"),
                                          tooltip="leave the recorded past: show the pool now")
-        self.live_button.on_click(lambda _b: self._guarded_call(self.scrub, None))
+        self.live_button.on_click(lambda _b: run_logged("dashboard: back to live", self.scrub, None))
         super().__init__(children=self._layout_children(),
                          layout=w.Layout(width="100%", max_width=f"{width_px}px", padding="4px",
                                          overflow="hidden"))
@@ -342,13 +342,7 @@ class Dashboard(NoFrontEndState, w.VBox):
     def _on_scrub(self, index: int) -> None:
         if self._syncing:
             return
-        self._guarded_call(self.show_frame, int(index))
-
-    def _guarded_call(self, fn: Callable[..., Any], *args: Any) -> None:
-        try:
-            fn(*args)
-        except Exception:
-            log.exception("dashboard: %s%r failed", getattr(fn, "__name__", fn), args)
+        run_logged(f"dashboard: showing recorded frame {index}", self.show_frame, int(index))
 
     def _show_history(self) -> None:
         """The slider's range and place, and the line beside it."""
@@ -512,11 +506,7 @@ class Dashboard(NoFrontEndState, w.VBox):
                 widget.on_click(lambda _b, c=c: self._guarded(c, None))
 
     def _guarded(self, control: Control, value: Any) -> None:
-        # button callbacks run in the comm handler: log failures instead of losing them
-        try:
-            control.act(self, value)  # type: ignore[misc]
-        except Exception:
-            log.exception("dashboard action %s failed", control.name)
+        run_logged(f"dashboard action {control.name}", control.act, self, value)  # type: ignore[arg-type]
 
     def _on_control(self, name: str, new: Any, old: Any) -> None:
         if self._syncing:

@@ -25,9 +25,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 __all__ = ["Check", "integer", "number", "choice", "argument", "validate_action", "HoverReply", "refuse",
-           "check_comm_message", "state_keys", "FrontEndGuard", "NoFrontEndState"]
+           "check_comm_message", "state_keys", "FrontEndGuard", "NoFrontEndState", "run_logged"]
 
 log = logging.getLogger("autoglm_lab.widget")
+
+
+def run_logged(what: str, fn: Callable[..., Any], *args: Any) -> None:
+    """Call ``fn(*args)`` from a comm handler (a button, a slider): a failure is logged, not lost in the
+    front end's message loop."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("%s failed", what)
 
 Check = Callable[[Any], Any]  # returns the accepted value or raises ValueError
 

@@ -34,7 +34,7 @@ from ..pool import PoolSnapshot, format_bytes
 from ._controls import FixedHBox, FixedHTML, FixedVBox, GuardedButton, GuardedIntSlider
 from ._heatmap import HeatmapView
 from ._loop import LiveLoop
-from ._messages import NoFrontEndState, argument, integer, number
+from ._messages import NoFrontEndState, argument, integer, number, run_logged
 from ._pagemap import PageMapView
 from ._trace import TraceView
 from ._view import PastFrame, ViewContext, ViewSetup
@@ -117,15 +117,17 @@ class SnapshotPlayer(NoFrontEndState, w.VBox):
                                        readout=False, description="trace",
                                        tooltip="drag through the trace: both replays at the same entry",
                                        layout=w.Layout(flex="1 1 300px", min_width="0"))
-        self.slider.observe(lambda ch: self._guarded(self.show, int(ch["new"])), names="value")
+        # show() moves the slider too: only a move to another frame is the user's
+        self.slider.observe(lambda ch: ch["new"] != self.index and run_logged(
+            "snapshot player: show", self.show, int(ch["new"])), names="value")
         self.buttons = {
             "prev": GuardedButton(description="◀ OOM", tooltip="the previous OOM of the trace"),
             "next": GuardedButton(description="OOM ▶", tooltip="the next OOM of the trace"),
             "play": GuardedButton(description="Play", tooltip="step through the frames; press again to pause"),
         }
-        self.buttons["prev"].on_click(lambda _b: self._guarded(self.prev_oom))
-        self.buttons["next"].on_click(lambda _b: self._guarded(self.next_oom))
-        self.buttons["play"].on_click(lambda _b: self._guarded(self.toggle))
+        self.buttons["prev"].on_click(lambda _b: run_logged("snapshot player: previous OOM", self.prev_oom))
+        self.buttons["next"].on_click(lambda _b: run_logged("snapshot player: next OOM", self.next_oom))
+        self.buttons["play"].on_click(lambda _b: run_logged("snapshot player: play", self.toggle))
         for b in self.buttons.values():
             b.layout = w.Layout(width="auto")
         self.label = FixedHTML(layout=w.Layout(flex="0 1 420px", min_width="0", overflow="hidden"))
@@ -166,7 +168,7 @@ class SnapshotPlayer(NoFrontEndState, w.VBox):
                         view.update(ctx)
                     line.value = self._side_line(side, snap, index)
             if self.slider.value != index:
-                self.slider.value = index  # its observer calls show(index) again: a no-op redraw avoided below
+                self.slider.value = index  # its observer sees index == self.index: no second redraw
             self.label.value = self._label(index)
 
     def next_oom(self) -> int | None:
@@ -217,16 +219,6 @@ class SnapshotPlayer(NoFrontEndState, w.VBox):
             self.buttons["play"].description = "Play"
             return
         self.show(self.index + 1)
-
-    def _guarded(self, fn: Any, *args: Any) -> None:
-        import logging
-
-        if args and fn == self.show and args[0] == self.index:
-            return
-        try:
-            fn(*args)
-        except Exception:
-            logging.getLogger("autoglm_lab.widget").exception("snapshot player: %s failed", fn.__name__)
 
     # ------------------------------------------------------------------ text
     def _label(self, index: int) -> str:

@@ -203,9 +203,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 def test_the_slider_replays_in_a_browser(bounded, tmp_path) -> None:
     """The page's own script: the slider, step and play buttons change the frame shown, and the line
     in both figures follows; no request leaves the page."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.skip(f"no browser at {CHROMIUM}")
+    from playwright import sync_api  # a dev dependency; Debian's chromium: scripts/browser-deps.sh
+
+    assert CHROMIUM.exists(), "Debian's chromium is required: scripts/browser-deps.sh installs it"
     hist, _ = bounded
     out = write_history_report(tmp_path / "r.html", hist, max_frames=25)
     _, data = _page(out)
