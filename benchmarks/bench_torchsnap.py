@@ -3,13 +3,15 @@
 A seeded synthetic snapshot (``synthetic_snapshot``, ~1M entries, pickled as ``_dump_snapshot``
 would) is written to a temporary file; a fresh child process (so its peak RSS is its own) then:
 
-- loads it (`load_torch_snapshot`: the data-only unpickler, validation, numpy columns);
+- loads it (`load_torch_snapshot`: the streaming data-only reader, validation, numpy columns as the
+  entries stream in);
 - analyses it (`analyze`: timeline and stats, the caching-allocator model replay, and two paged-pool
   replays on the meta device: without compaction, and with compaction on every failure).
 
 Printed: seconds per phase and in total [target: <= 20 s on one core], entries per second, the peak
-RSS above the interpreter's baseline per entry (the unpickled dicts are the peak: they exist until
-they are converted), and the columns kept per entry.
+RSS above the interpreter's baseline per entry, and the columns kept per entry. For comparison a
+third child loads the same file whole (the C unpickler builds every entry's dict before conversion,
+as ``pickle.load`` would): its time and peak per entry.
 
 Usage: python benchmarks/bench_torchsnap.py [--entries N] [--seed S] [--keep PATH]
 """
@@ -36,18 +38,21 @@ def _status(key: str) -> int:
     return 0
 
 
-def measure(path: str) -> dict[str, float]:
-    """Run in the child: load, then analyse; times and memory."""
+def measure(path: str, whole: bool = False) -> dict[str, float]:
+    """Run in the child: load, then analyse; times and memory. whole: only load, without streaming."""
     import torch
 
     torch.set_num_threads(1)
-    from autoglm_lab.torchsnap import analyze, load_torch_snapshot
+    from autoglm_lab.torchsnap import _load, analyze, load_torch_snapshot
 
+    _load.STREAMING = not whole
     base = _status("VmRSS")
     t0 = time.perf_counter()
     snap = load_torch_snapshot(path, max_bytes=None)
     t1 = time.perf_counter()
     peak_load = _status("VmHWM")
+    if whole:
+        return {"load_s": t1 - t0, "peak_rss_per_entry": (peak_load - base) / snap.num_entries}
     res = analyze(snap)
     t2 = time.perf_counter()
     n = snap.num_entries
@@ -67,9 +72,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", type=Path, default=None, help="write the snapshot here and keep it")
     ap.add_argument("--measure", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--whole", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
-        sys.stdout.write(json.dumps(measure(args.measure)) + "\n")
+        sys.stdout.write(json.dumps(measure(args.measure, args.whole)) + "\n")
         return
     from autoglm_lab.torchsnap import write_synthetic_snapshot
 
@@ -80,9 +86,9 @@ def main() -> None:
         write_synthetic_snapshot(path, args.seed, steps=10**9, max_entries=args.entries)
         print(f"generated {path.stat().st_size / 2**20:.1f} MiB of pickle in {time.perf_counter() - t0:.1f} s "
               f"(not part of the figures below)")
-        out = subprocess.run([sys.executable, __file__, "--measure", str(path)], check=True, capture_output=True,
-                             text=True)
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+        r, w = (json.loads(subprocess.run([sys.executable, __file__, "--measure", str(path), *extra], check=True,
+                                          capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                for extra in ([], ["--whole"]))
     n = r["entries"]
     print(f"{n:,} trace entries, {r['ooms']} OOM(s); allocator model at torch's address for "
           f"{r['same_address']:.1%} of allocations; {r['served']} OOM(s) served by both paged pools")
@@ -90,9 +96,13 @@ def main() -> None:
           f"{r['timeline_stats_s']:.2f} s, allocator model {r['model_s']:.2f} s, paged pools "
           f"{' + '.join(f'{s:.2f}' for s in r['pools_s'])} s) = {r['total_s']:.2f} s "
           f"[target <= 20 s]: {n / r['total_s'] / 1e3:.0f}k entries/s")
-    print(f"memory per entry: peak while loading {r['peak_rss_per_entry']:.0f} B (the unpickled dicts), "
+    print(f"memory per entry: peak while loading {r['peak_rss_per_entry']:.0f} B, "
           f"peak overall {r['peak_total_per_entry']:.0f} B, kept after analysis {r['after_rss_per_entry']:.0f} B "
           f"(of which trace columns {r['columns_per_entry']:.0f} B); file {r['file_bytes'] / n:.0f} B per entry")
+    print(f"read whole instead (pickle.load's way, every entry a dict until converted): load {w['load_s']:.2f} s, "
+          f"peak {w['peak_rss_per_entry']:.0f} B per entry: streaming peaks at "
+          f"{r['peak_rss_per_entry'] / w['peak_rss_per_entry']:.2f}x the memory in {r['load_s'] / w['load_s']:.1f}x "
+          f"the time")
 
 
 if __name__ == "__main__":

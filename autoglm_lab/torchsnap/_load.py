@@ -2,12 +2,16 @@
 
 A pickle is a program: ``pickle.load`` of an untrusted file can call any function (``os.system``
 included) through the opcodes that look up a global. The snapshot format needs none of them (only
-dict, list, tuple, str, int, float, bool and None), so the unpickler here refuses every global and
-every persistent id: loading a file can build plain data and nothing else. It is the C unpickler,
-so this costs no speed.
+dict, list, tuple, str, int, float, bool and None), so loading never imports or calls anything:
+
+- files, bytes and seekable streams go through the streaming reader (`_stream`): a pickle machine
+  for the data-only opcodes that converts each device's trace entries to numpy columns (`Trace`) as
+  they stream in, so a million entries never exist as a million dicts at once;
+- anything it does not take (text protocols, a global, a malformed stream, a problem in an entry)
+  is read whole by the C unpickler, which refuses every global and persistent id, and validated
+  here: that path names every problem, so both accept the same files with the same messages.
 
 Every malformed input is a `ValueError` naming where it is (``segments[3].blocks[2].size: ...``).
-The trace is converted to numpy columns (`Trace`) as it is read; the dicts are dropped afterwards.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ._schema import ACTIONS, Action, Frame, TorchBlock, TorchSegment, TorchSnapshot, Trace
+from ._stream import CONSUMED, Fallback, FrameRef, stream_unpickle
 
 __all__ = ["load_torch_snapshot", "UnsafePickleError", "DEFAULT_MAX_BYTES", "parse_snapshot"]
 
@@ -43,7 +48,8 @@ _TOP_KEYS = frozenset({"segments", "device_traces", "allocator_settings", "exter
 _STATES = {"active_allocated": "active_allocated", "active_pending_free": "active_pending_free",
            "active_awaiting_free": "active_pending_free", "inactive": "inactive"}
 _OOM = int(Action.OOM)
-FAST_PATH = True  # tests switch it off to compare both paths
+FAST_PATH = True  # tests switch these off to compare the paths
+STREAMING = True
 _SNAPSHOT = int(Action.SNAPSHOT)
 
 
@@ -129,7 +135,8 @@ def load_torch_snapshot(source: str | os.PathLike[str] | bytes | bytearray | mem
         if max_bytes is not None and len(data) > max_bytes:
             raise ValueError(f"the pickle is {len(data)} bytes, larger than max_bytes={max_bytes}; pass a larger "
                              f"max_bytes (or max_bytes=None) to load it")
-        return parse_snapshot(_unpickle(io.BytesIO(data)), source="<bytes>")
+        snap = _load_streaming(io.BytesIO(data), None, "<bytes>")
+        return snap or parse_snapshot(_unpickle(io.BytesIO(data)), source="<bytes>")
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
         with open(path, "rb") as fh:
@@ -137,19 +144,42 @@ def load_torch_snapshot(source: str | os.PathLike[str] | bytes | bytearray | mem
             if max_bytes is not None and size > max_bytes:
                 raise ValueError(f"{path!r} is {size} bytes, larger than max_bytes={max_bytes}; pass a larger "
                                  f"max_bytes (or max_bytes=None) to load it")
-            # a regular file's size is known; a pipe or device is read through a counter. Either way the
-            # C unpickler reads in frames, never the whole file into one buffer
-            if max_bytes is not None and not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                obj = _unpickle(io.BufferedReader(_CappedReader(fh, max_bytes, repr(path))))
-            else:
+            if stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                snap = _load_streaming(fh, max_bytes, path)
+                if snap is not None:
+                    return snap
+                fh.seek(0)
                 obj = _unpickle(fh)
+            else:  # a pipe or device: read once, whole, through a counter
+                obj = _unpickle(fh if max_bytes is None else io.BufferedReader(_CappedReader(fh, max_bytes,
+                                                                                             repr(path))))
         return parse_snapshot(obj, source=path)
     if hasattr(source, "read"):
-        label = repr(getattr(source, "name", "<stream>"))
-        stream = source if max_bytes is None else io.BufferedReader(_CappedReader(source, max_bytes, label))
-        return parse_snapshot(_unpickle(stream), source=label.strip("'"))
+        label = str(getattr(source, "name", "<stream>"))
+        seekable = getattr(source, "seekable", lambda: False)()
+        if seekable:
+            start = source.tell()
+            snap = _load_streaming(source, max_bytes, label)
+            if snap is not None:
+                return snap
+            source.seek(start)
+        stream = source if max_bytes is None else io.BufferedReader(_CappedReader(source, max_bytes, repr(label)))
+        return parse_snapshot(_unpickle(stream), source=label)
     raise ValueError(f"load_torch_snapshot cannot read a {type(source).__name__}: give a path, bytes, a binary "
                      f"file object or the snapshot dict")
+
+
+def _load_streaming(fh: BinaryIO, max_bytes: int | None, label: str) -> TorchSnapshot | None:
+    """The snapshot read by the streaming reader, or None when the file is for the whole read (the
+    caller rewinds and reads it with the refusing C unpickler, which names any problem)."""
+    if not STREAMING:
+        return None
+    frames = _Frames()
+    try:
+        obj = stream_unpickle(fh, lambda d: _StreamedTrace(d, frames), limit=max_bytes, label=repr(label))
+        return parse_snapshot(obj, source=label, frames=frames)
+    except Fallback:
+        return None
 
 
 # ---------------------------------------------------------------------- validation
@@ -192,11 +222,14 @@ def _extra(d: Mapping[str, Any], known: frozenset[str]) -> tuple[tuple[str, Any]
 
 
 class _Frames:
-    """Converts frame lists, keeping torch's sharing: each distinct list object is converted once."""
+    """Converts frame lists into one table of distinct stacks. Each list object is converted once
+    (torch shares one list per captured traceback); lists with equal frames share a table row."""
 
     def __init__(self) -> None:
         self._lists: dict[int, tuple[Any, int]] = {}   # id(list) -> (the list, kept alive; table index)
         self._dicts: dict[int, tuple[Any, Frame]] = {}
+        self._rows: dict[tuple[Frame, ...], int] = {}
+        self._refs: dict[int, FrameRef] = {}
         self.table: list[tuple[Frame, ...]] = []
 
     def frame(self, f: Any, where: str) -> Frame:
@@ -211,7 +244,8 @@ class _Frames:
         return fr
 
     def tuple_of(self, frames: Any, where: str) -> tuple[Frame, ...]:
-        return self.table[self.index(frames, where)] if frames else ()
+        idx = self.index(frames, where) if frames else -1
+        return self.table[idx] if idx >= 0 else ()
 
     def index(self, frames: Any, where: str) -> int:
         if frames is None:
@@ -219,15 +253,35 @@ class _Frames:
         hit = self._lists.get(id(frames))
         if hit is not None and hit[0] is frames:
             return hit[1]
+        if type(frames) is FrameRef:
+            return frames.index
         if type(frames) is not list and type(frames) is not tuple:
             raise _fail(where, f"{_type_name(frames)} is not a list of frames")
         if not frames:
+            self._lists[id(frames)] = (frames, -1)
             return -1
         value = tuple(self.frame(f, f"{where}[{k}]") for k, f in enumerate(frames))
-        idx = len(self.table)
-        self.table.append(value)
+        try:
+            idx = self._rows.setdefault(value, len(self.table))
+        except TypeError:  # an unhashable extra on a frame: a row of its own
+            idx = len(self.table)
+        if idx == len(self.table):
+            self.table.append(value)
         self._lists[id(frames)] = (frames, idx)
         return idx
+
+    def release(self) -> dict[int, Any]:
+        """``{id(list): FrameRef}`` for the lists converted since the last call, which are dropped
+        from the cache: the streaming reader puts the refs in their memo slots, freeing the lists."""
+        refs = self._refs
+        out = {}
+        for key, (_lst, idx) in self._lists.items():
+            ref = refs.get(idx)
+            if ref is None:
+                ref = refs[idx] = FrameRef(idx)
+            out[key] = ref
+        self._lists = {}
+        return out
 
 
 def _block(b: Any, where: str, frames: _Frames, expected_address: int) -> tuple[TorchBlock, bool]:
@@ -364,7 +418,7 @@ def _ints(col: list[Any]) -> np.ndarray | None:
         return None
 
 
-def _trace_fast(entries: list[Any], device: int, where: str, frames: _Frames) -> Trace | None:
+def _trace_fast(entries: list[Any], device: int, where: str, frames: _Frames, base: int = 0) -> Trace | None:
     """The columns built with C-level passes over the entries (no Python loop per entry). Returns None
     when anything is unusual (a missing key, a bad type, an out-of-range value): the per-entry path
     then finds and names the problem."""
@@ -410,7 +464,7 @@ def _trace_fast(entries: list[Any], device: int, where: str, frames: _Frames) ->
         table = np.empty(first.size, dtype=np.int32)
         for k in np.argsort(first, kind="stable").tolist():  # first appearance first: the table's order
             i = int(present[first[k]])
-            table[k] = frames.index(frame_col[i], f"{where}[{i}].frames") if frame_col[i] else -1
+            table[k] = frames.index(frame_col[i], f"{where}[{base + i}].frames") if frame_col[i] else -1
         fid[present] = table[inverse.reshape(-1)]
     extras = {}
     for key in sorted(keys - _ENTRY_KEYS, key=str):
@@ -450,11 +504,11 @@ def _extras(entries: list[Any], rows: list[int], n: int) -> dict[str, tuple[tupl
     return out
 
 
-def _trace(entries: Any, device: int, where: str, frames: _Frames) -> Trace:
+def _trace(entries: Any, device: int, where: str, frames: _Frames, base: int = 0) -> Trace:
     if type(entries) is not list:
         raise _fail(where, f"{_type_name(entries)} is not a list of trace entries")
     if FAST_PATH:
-        trace = _trace_fast(entries, device, where, frames)
+        trace = _trace_fast(entries, device, where, frames, base)
         if trace is not None:
             return trace
     n = len(entries)
@@ -471,18 +525,19 @@ def _trace(entries: Any, device: int, where: str, frames: _Frames) -> Trace:
     lim = _I64
     for i, e in enumerate(entries):
         if type(e) is not dict:
-            raise _fail(f"{where}[{i}]", f"an entry is a {_type_name(e)}, expected a dict")
+            raise _fail(f"{where}[{base + i}]", f"an entry is a {_type_name(e)}, expected a dict")
         a = e.get("action")
         c = codes.get(a) if type(a) is str else None
         if c is None:
-            raise _fail(f"{where}[{i}].action", f"{a!r} is not a trace action: expected one of {', '.join(ACTIONS)}")
+            raise _fail(f"{where}[{base + i}].action",
+                        f"{a!r} is not a trace action: expected one of {', '.join(ACTIONS)}")
         ad = e.get("device_free", e.get("addr")) if c == _OOM else e.get("addr", 0 if c == _SNAPSHOT else None)
         sz = e.get("size")
         st = e.get("stream", 0)
         t = e.get("time_us", -1)
         if (type(ad) is not int or type(sz) is not int or type(st) is not int or type(t) is not int
                 or not (0 <= ad < lim and 0 <= sz < lim and -lim <= st < lim and -lim <= t < lim)):
-            raise _bad_entry(e, f"{where}[{i}]", c)
+            raise _bad_entry(e, f"{where}[{base + i}]", c)
         actions[i] = c
         addrs[i] = ad
         sizes[i] = sz
@@ -490,7 +545,7 @@ def _trace(entries: Any, device: int, where: str, frames: _Frames) -> Trace:
         times[i] = t
         fr = e.get("frames")
         if fr:
-            fids[i] = index(fr, f"{where}[{i}].frames")
+            fids[i] = index(fr, f"{where}[{base + i}].frames")
         if not e.keys() <= known:
             odd.append(i)
     cols: list[np.ndarray] = [np.frombuffer(bytes(actions), dtype=np.int8).copy()]
@@ -503,9 +558,82 @@ def _trace(entries: Any, device: int, where: str, frames: _Frames) -> Trace:
                  extras=MappingProxyType(extras))
 
 
-def parse_snapshot(obj: Any, *, source: str = "<dict>") -> TorchSnapshot:
+class _StreamedTrace:
+    """``device_traces[d]`` as the streaming reader appends it: converted ``CHUNK`` entries at a time,
+    the entries and their frame lists then released (see `_stream`)."""
+
+    CHUNK = 1 << 15
+
+    def __init__(self, device: int, frames: _Frames) -> None:
+        self.device = device
+        self.frames = frames
+        self.pending: list[Any] = []
+        self.parts: list[Trace] = []
+        self.count = 0
+
+    def extend(self, items: list[Any]) -> dict[int, Any] | None:
+        self.pending += items
+        return self._convert() if len(self.pending) >= self.CHUNK else None
+
+    def _convert(self) -> dict[int, Any]:
+        entries, self.pending = self.pending, []
+        try:
+            part = _trace(entries, self.device, f"device_traces[{self.device}]", self.frames, self.count)
+        except ValueError as exc:  # the whole read reports it, in the order the validation finds problems
+            raise Fallback(str(exc)) from None
+        self.parts.append(part)
+        self.count += len(entries)
+        released = self.frames.release()
+        released.update(dict.fromkeys(map(id, entries), CONSUMED))
+        return released
+
+    def finish(self) -> Trace:
+        if self.pending or not self.parts:
+            self._convert()
+        return _concat(self.parts, self.device)
+
+
+def _concat(parts: list[Trace], device: int) -> Trace:
+    """One trace from consecutive parts: columns joined, each extra key's values interned again."""
+    if len(parts) == 1:
+        return parts[0]
+    cols = []
+    for name in ("action", "addr", "size", "stream", "time_us", "frame_id"):
+        col = np.concatenate([getattr(p, name) for p in parts])
+        col.flags.writeable = False
+        cols.append(col)
+    n = len(cols[0])
+    extras: dict[str, tuple[tuple[Any, ...], np.ndarray]] = {}
+    for key in sorted({k for p in parts for k in p.extras}):
+        values: list[Any] = []
+        lookup: dict[Any, int] = {}
+        column = np.full(n, -1, dtype=np.int32)
+        at = 0
+        for p in parts:
+            if key in p.extras:
+                vals, idx = p.extras[key]
+                remap = np.empty(len(vals) + 1, dtype=np.int32)
+                remap[-1] = -1     # idx -1 (absent) reads remap[-1]
+                for j, v in enumerate(vals):
+                    try:
+                        k = lookup.get(v)
+                        if k is None:
+                            k = lookup[v] = len(values)
+                            values.append(v)
+                    except TypeError:  # unhashable: kept, not shared
+                        k = len(values)
+                        values.append(v)
+                    remap[j] = k
+                column[at:at + len(p)] = remap[idx]
+            at += len(p)
+        column.flags.writeable = False
+        extras[key] = (tuple(values), column)
+    return Trace(device, *cols, frames=(), extras=MappingProxyType(extras))
+
+
+def parse_snapshot(obj: Any, *, source: str = "<dict>", frames: _Frames | None = None) -> TorchSnapshot:
     """Validate an unpickled snapshot (dict, or legacy list of segments) into a `TorchSnapshot`."""
-    frames = _Frames()
+    frames = frames or _Frames()
     if isinstance(obj, list):
         raw_segments, raw_traces, settings, annotations, extra = obj, [], {}, [], {}
         form = "list"
@@ -544,7 +672,8 @@ def parse_snapshot(obj: Any, *, source: str = "<dict>") -> TorchSnapshot:
             if segments[i].end > b:
                 raise _fail(f"segments[{j}]", f"starts at {b:#x}, inside segments[{i}] ({segments[i].address:#x} + "
                                               f"{segments[i].total_size}): segments overlap")
-    traces = [_trace(t, d, f"device_traces[{d}]", frames) for d, t in enumerate(raw_traces)]
+    traces = [t.finish() if type(t) is _StreamedTrace else _trace(t, d, f"device_traces[{d}]", frames)
+              for d, t in enumerate(raw_traces)]
     table = tuple(frames.table)
     traces = [Trace(t.device, t.action, t.addr, t.size, t.stream, t.time_us, t.frame_id, table, t.extras)
               for t in traces]
