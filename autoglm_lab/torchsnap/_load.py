@@ -22,7 +22,7 @@ import operator
 import os
 import pickle
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import repeat
 from types import MappingProxyType
 from typing import Any, BinaryIO
@@ -475,21 +475,29 @@ def _trace_fast(entries: list[Any], device: int, where: str, frames: _Frames, ba
     return Trace(device, action, addr, size, stream, time_us, fid, frames=(), extras=MappingProxyType(extras))
 
 
+def _interner(values: list[Any]) -> Callable[[Any], int]:
+    """``at(v)``: v's index in ``values``, appended on first sight (an unhashable value: kept, not shared)."""
+    lookup: dict[Any, int] = {}
+
+    def at(v: Any) -> int:
+        try:
+            k = lookup.get(v)
+            if k is None:
+                k = lookup[v] = len(values)
+                values.append(v)
+        except TypeError:
+            k = len(values)
+            values.append(v)
+        return k
+    return at
+
+
 def _extras_of(key: Any, col: Any, rows: list[int], n: int) -> dict[str, tuple[tuple[Any, ...], np.ndarray]]:
     values: list[Any] = []
-    lookup: dict[Any, int] = {}
+    at = _interner(values)
     column = np.full(n, -1, dtype=np.int32)
     for i in rows:
-        v = _freeze(col[i])
-        try:
-            at = lookup.get(v)
-            if at is None:
-                at = lookup[v] = len(values)
-                values.append(v)
-        except TypeError:  # unhashable: kept, not shared
-            at = len(values)
-            values.append(v)
-        column[i] = at
+        column[i] = at(_freeze(col[i]))
     column.flags.writeable = False
     return {str(key): (tuple(values), column)}
 
@@ -606,24 +614,13 @@ def _concat(parts: list[Trace], device: int) -> Trace:
     extras: dict[str, tuple[tuple[Any, ...], np.ndarray]] = {}
     for key in sorted({k for p in parts for k in p.extras}):
         values: list[Any] = []
-        lookup: dict[Any, int] = {}
+        intern = _interner(values)
         column = np.full(n, -1, dtype=np.int32)
         at = 0
         for p in parts:
             if key in p.extras:
                 vals, idx = p.extras[key]
-                remap = np.empty(len(vals) + 1, dtype=np.int32)
-                remap[-1] = -1     # idx -1 (absent) reads remap[-1]
-                for j, v in enumerate(vals):
-                    try:
-                        k = lookup.get(v)
-                        if k is None:
-                            k = lookup[v] = len(values)
-                            values.append(v)
-                    except TypeError:  # unhashable: kept, not shared
-                        k = len(values)
-                        values.append(v)
-                    remap[j] = k
+                remap = np.array([*map(intern, vals), -1], dtype=np.int32)  # idx -1 (absent) reads the -1
                 column[at:at + len(p)] = remap[idx]
             at += len(p)
         column.flags.writeable = False
