@@ -13,7 +13,13 @@ RSS above the interpreter's baseline per entry, and the columns kept per entry. 
 third child loads the same file whole (the C unpickler builds every entry's dict before conversion,
 as ``pickle.load`` would): its time and peak per entry.
 
-Usage: python benchmarks/bench_torchsnap.py [--entries N] [--seed S] [--keep PATH]
+Then the page map of an 80 GB device (``--device-gib``): a serving-like allocation program (weights,
+then KV blocks of 2-64 MiB coming and going until the device is full) run on the allocator model;
+printed: its segments, the time to build the segment map at 2 MiB, `replay_frames` (300 frames,
+both sides), the `SnapshotPlayer` built on them, and the time one slider move takes to draw both
+page maps, heatmaps and traces (median over 60 moves, no browser) [interactive: well under 100 ms].
+
+Usage: python benchmarks/bench_torchsnap.py [--entries N] [--seed S] [--keep PATH] [--device-gib G]
 """
 
 from __future__ import annotations
@@ -66,11 +72,61 @@ def measure(path: str, whole: bool = False) -> dict[str, float]:
             "served": [sum(o.served for _, o in v.paged) for v in res.ooms].count(len(res.pools))}
 
 
+def big_device(gib: int, seed: int) -> None:
+    """The page map of a ``gib`` GiB device, for the slider."""
+    import random
+    import statistics
+
+    from autoglm_lab.torchsnap import load_torch_snapshot, replay_frames, run_program, segment_map_cells
+    from autoglm_lab.widget import SnapshotPlayer
+
+    rng = random.Random(seed)
+    cap = gib << 30
+    ops: list[tuple] = [("alloc", f"w{k}", 1 << 30) for k in range(gib // 8)]   # weights: an eighth
+    live: list[tuple[str, int]] = []
+    used = (gib // 8) << 30
+    for k in range(30000):
+        if used < 0.98 * cap and (not live or rng.random() < 0.6):
+            size = rng.choice([2, 4, 8, 16, 32, 64]) << 20
+            ops.append(("alloc", f"kv{k}", size))
+            live.append((f"kv{k}", size))
+            used += size
+        else:
+            name, size = live.pop(rng.randrange(len(live)))
+            ops.append(("free", name))
+            used -= size
+    snap = load_torch_snapshot(run_program(ops, capacity=cap))
+    t0 = time.perf_counter()
+    cells = segment_map_cells(snap, 0, "2MiB")
+    t1 = time.perf_counter()
+    frames = replay_frames(snap, 0, frames=300)
+    t2 = time.perf_counter()
+    player = SnapshotPlayer(frames)
+    t3 = time.perf_counter()
+    n = len(frames.entry_index)
+    moves = []
+    for _ in range(60):
+        i = rng.randrange(n)
+        t = time.perf_counter()
+        player.show(i)
+        moves.append(time.perf_counter() - t)
+    reserved = sum(s.total_size for s in snap.segments_of(0))
+    print(f"{gib} GiB device: {len(snap.segments_of(0)):,} segments, {reserved / 2**30:.1f} GiB reserved, "
+          f"{sum(len(c) for c in cells):,} cells of 2 MiB in the segment map ({(t1 - t0) * 1e3:.0f} ms); "
+          f"{snap.num_entries:,} trace entries, {snap.traces[0].count('oom')} OOM(s)")
+    print(f"replay_frames: {n} frames in {t2 - t1:.2f} s; SnapshotPlayer built in {t3 - t2:.2f} s; one slider "
+          f"move (both sides: page map, heatmap, trace) median {statistics.median(moves) * 1e3:.1f} ms, max "
+          f"{max(moves) * 1e3:.1f} ms over 60 moves [interactive: well under 100 ms]")
+    player.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", type=Path, default=None, help="write the snapshot here and keep it")
+    ap.add_argument("--device-gib", type=int, default=80, help="the big device's size for the page-map part")
+    ap.add_argument("--only", choices=("load", "device"), default=None, help="run one part")
     ap.add_argument("--measure", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--whole", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -80,6 +136,10 @@ def main() -> None:
     from autoglm_lab.torchsnap import write_synthetic_snapshot
 
     print(f"machine: {machine()}")
+    if args.only != "load":
+        big_device(args.device_gib, args.seed)
+    if args.only == "device":
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "bench.pickle"
         t0 = time.perf_counter()

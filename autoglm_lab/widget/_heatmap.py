@@ -10,7 +10,7 @@ column of ``buckets`` bytes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import traitlets as t
@@ -22,7 +22,7 @@ from ._codec import HEAT_APPEND, HEAT_FULL, encode_heat
 from ._messages import Check
 from ._view import DashboardView, ViewContext, ViewSetup, chart_layout
 
-__all__ = ["FragmentationHeatmap", "HeatmapView", "bucket_column", "METRICS", "MARK_COMPACT", "MARK_FAIL",
+__all__ = ["FragmentationHeatmap", "HeatColumn", "HeatmapView", "bucket_column", "METRICS", "MARK_COMPACT", "MARK_FAIL",
            "MARK_REASON_SHIFT", "WINDOW_S"]
 
 MODULE = "heatmap"  # js/src/heatmap.js
@@ -31,11 +31,23 @@ MARK_COMPACT, MARK_FAIL = 1, 2  # bits of a column's mark byte
 MARK_REASON_SHIFT = 2  # bits 2-4: 1 + the compaction's index in COMPACT_REASONS (0: none)
 WINDOW_S = 30.0  # seconds of (simulated) time the heatmap and the latency trace show
 assert len(COMPACT_REASONS) < 8
+_MAX_CACHED = 20_000  # scrubbing's cached columns (64 bytes and a few ints each)
 
 
 def bucket_column(snap: PoolSnapshot, buckets: int, metric: str = "free") -> np.ndarray:
     """One uint8 per address bucket: 255 x `PoolSnapshot.bucket_fractions` (0 for an empty bucket)."""
     return np.round(np.nan_to_num(snap.bucket_fractions(buckets, metric)) * 255).astype(np.uint8)
+
+
+class HeatColumn(NamedTuple):
+    """What a column takes from its snapshot (its mark depends on the column before it)."""
+
+    col: np.ndarray
+    compactions: int
+    failed_allocations: int
+    compaction_reason: str
+    num_pages: int
+    time_s: float
 
 
 class FragmentationHeatmap(CanvasView):
@@ -76,7 +88,7 @@ class FragmentationHeatmap(CanvasView):
     def update(self, snap: PoolSnapshot, time_s: float | None = None) -> np.ndarray:
         """Append the column of ``snap`` (at ``time_s``, default the snapshot's time); returns it."""
         with self._send_lock:
-            reset, now, mark, col = self._append(snap, time_s)
+            reset, now, mark, col = self._append(self.column(snap, time_s))
             if reset:
                 self._send_full()
             else:
@@ -84,35 +96,42 @@ class FragmentationHeatmap(CanvasView):
                                                      np.array([mark], np.uint8), col[None, :]))
             return col
 
-    def rebuild(self, frames: Iterable[tuple[PoolSnapshot, float]]) -> None:
-        """Forget the history and hold the columns of ``frames`` (snapshot, time), oldest first; one
-        full frame to the front end (scrubbing through a recorded run)."""
+    def rebuild(self, columns: Iterable[HeatColumn]) -> None:
+        """Forget the history and hold ``columns`` (from `column`), oldest first; one full frame to
+        the front end (scrubbing through a recorded run)."""
         with self._send_lock:
             self._reset(0)
             self._last_counts = None
-            for snap, time_s in frames:
-                self._append(snap, time_s)
+            for c in columns:
+                self._append(c)
             self._send_full()
 
-    def _append(self, snap: PoolSnapshot, time_s: float | None) -> tuple[bool, float, int, np.ndarray]:
-        buckets = max(1, min(self.buckets, snap.num_pages))
-        col = bucket_column(snap, buckets, self.metric)
-        counts = (snap.stats.compactions, snap.stats.failed_allocations)
+    def column(self, snap: PoolSnapshot, time_s: float | None = None) -> HeatColumn:
+        """The column ``snap`` gives at ``time_s`` (default: the snapshot's time) with this heatmap's
+        buckets and metric."""
+        return HeatColumn(bucket_column(snap, max(1, min(self.buckets, snap.num_pages)), self.metric),
+                          snap.stats.compactions, snap.stats.failed_allocations, snap.stats.last_compaction_reason,
+                          snap.num_pages, snap.time_s if time_s is None else float(time_s))
+
+    def _append(self, c: HeatColumn) -> tuple[bool, float, int, np.ndarray]:
+        col = c.col
+        buckets = col.shape[0]
+        counts = (c.compactions, c.failed_allocations)
         mark = 0
         if self._last_counts is not None:
             mark |= MARK_COMPACT if counts[0] > self._last_counts[0] else 0
             mark |= MARK_FAIL if counts[1] > self._last_counts[1] else 0
-        if mark & MARK_COMPACT and snap.stats.last_compaction_reason in COMPACT_REASONS:
-            mark |= (1 + COMPACT_REASONS.index(snap.stats.last_compaction_reason)) << MARK_REASON_SHIFT
+        if mark & MARK_COMPACT and c.compaction_reason in COMPACT_REASONS:
+            mark |= (1 + COMPACT_REASONS.index(c.compaction_reason)) << MARK_REASON_SHIFT
         self._last_counts = counts
-        now = snap.time_s if time_s is None else float(time_s)
-        resized = snap.num_pages != self.num_pages
+        now = c.time_s
+        resized = c.num_pages != self.num_pages
         reset = (self._ring_cols.shape[1] != buckets or (resized and not self.keep_on_resize)
                  or self._ring_time.shape[0] != self.history)
         if reset:
             self._reset(buckets)
         if resized:
-            self.num_pages = snap.num_pages
+            self.num_pages = c.num_pages
         h = self._head
         self._ring_time[h], self._ring_marks[h], self._ring_cols[h] = now, mark, col
         self._head = (h + 1) % self.history
@@ -152,6 +171,10 @@ class HeatmapView(DashboardView):
         self.widget = FragmentationHeatmap(width_px=setup.width_px // 2 - 8, height_px=210, lock=setup.lock,
                                            layout=chart_layout())
         self._last: tuple[int, float] | None = None  # (seq, time) of the last column
+        # scrubbing: the columns of a history's frames already computed, by frame (counting the dropped
+        # ones, so the key stays when the history drops its oldest), for this history, buckets, metric
+        self._cached: dict[int, HeatColumn] = {}
+        self._cached_for: tuple[Any, ...] = ()
 
     def update(self, ctx: ViewContext) -> None:
         if not ctx.fresh:
@@ -161,7 +184,7 @@ class HeatmapView(DashboardView):
             times = hist.times
             start = int(np.searchsorted(times, times[end] - self.widget.window_s, side="left"))
             start = max(start, end - self.widget.history + 1)
-            self.widget.rebuild((hist.snapshot(i), float(times[i])) for i in range(start, end + 1))
+            self.widget.rebuild(self._column(hist, i) for i in range(start, end + 1))
             # the key the live path gives this frame (a simulator's run records steps), so returning to
             # the present adds no second column for the same moment
             self._last = (ctx.snapshot.seq, ctx.time_s if hist.step_columns else 0.0)
@@ -170,6 +193,19 @@ class HeatmapView(DashboardView):
         if key != self._last and ctx.record:
             self._last = key
             self.widget.update(ctx.snapshot, time_s=ctx.time_s)
+
+    def _column(self, hist: Any, i: int) -> HeatColumn:
+        ident = (hist, self.widget.buckets, self.widget.metric)
+        if len(ident) != len(self._cached_for) or any(a is not b and a != b for a, b in zip(ident, self._cached_for,
+                                                                                           strict=True)):
+            self._cached, self._cached_for = {}, ident
+        key = i + hist.dropped
+        c = self._cached.get(key)
+        if c is None:
+            if len(self._cached) >= _MAX_CACHED:
+                self._cached.clear()
+            c = self._cached[key] = self.widget.column(hist.snapshot(i), float(hist.times[i]))
+        return c
 
     def reset(self) -> None:
         self._last = None

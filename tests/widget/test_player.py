@@ -72,3 +72,30 @@ def test_load_refuses_a_file_that_is_not_a_snapshot(tmp_path) -> None:  # type: 
     bad.write_bytes(b"not a pickle")
     with pytest.raises(ValueError):
         SnapshotPlayer.load(bad)
+
+
+def test_scrubbed_heatmap_columns_are_computed_once_and_follow_the_metric(frames) -> None:  # type: ignore[no-untyped-def]
+    """Moving the slider rebuilds each side's heatmap window from columns computed once per frame; the
+    window is the one computed from the snapshots, and a change of metric computes them again."""
+    p = SnapshotPlayer(frames)
+    try:
+        view = p.views["paged"][1]
+        heat = view.widget
+        hist = p.histories["paged"]
+        p.show(len(frames.entry_index) - 1)
+        expect = np.stack([heat.column(hist.snapshot(i), float(hist.times[i])).col for i in range(len(hist))])
+        assert np.array_equal(heat.columns(), expect[-heat.columns().shape[0]:])
+        calls = []
+        real = hist.snapshot
+        hist.snapshot = lambda i: calls.append(i) or real(i)  # type: ignore[method-assign]
+        n = len(frames.entry_index)
+        p.show(n - 2)
+        p.show(n - 1)
+        assert calls == [n - 2, n - 1]  # the frame shown, for the page map; the window's columns were cached
+        heat.metric = "holes"
+        p.show(n - 1)
+        assert len(calls) > 3  # a new metric: the columns are computed again
+        holes = np.stack([heat.column(real(i), float(hist.times[i])).col for i in range(len(hist))])
+        assert np.array_equal(heat.columns(), holes[-heat.columns().shape[0]:]) and not np.array_equal(holes, expect)
+    finally:
+        p.close()
