@@ -9,7 +9,7 @@ column of ``buckets`` bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -194,7 +194,13 @@ class HeatmapView(DashboardView):
             self._last = key
             self.widget.update(ctx.snapshot, time_s=ctx.time_s)
 
-    def _column(self, hist: Any, i: int) -> HeatColumn:
+    def prime(self, hist: Any, snapshots: Sequence[PoolSnapshot]) -> None:
+        """Compute the columns of ``hist``'s frames now, from their ``snapshots`` at hand (else the
+        first scrub into a window decodes its frames from the history)."""
+        for i, snap in enumerate(snapshots):
+            self._column(hist, i, snap)
+
+    def _column(self, hist: Any, i: int, snap: PoolSnapshot | None = None) -> HeatColumn:
         ident = (hist, self.widget.buckets, self.widget.metric)
         if len(ident) != len(self._cached_for) or any(a is not b and a != b for a, b in zip(ident, self._cached_for,
                                                                                            strict=True)):
@@ -204,7 +210,8 @@ class HeatmapView(DashboardView):
         if c is None:
             if len(self._cached) >= _MAX_CACHED:
                 self._cached.clear()
-            c = self._cached[key] = self.widget.column(hist.snapshot(i), float(hist.times[i]))
+            c = self._cached[key] = self.widget.column(hist.snapshot(i) if snap is None else snap,
+                                                       float(hist.times[i]))
         return c
 
     def reset(self) -> None:

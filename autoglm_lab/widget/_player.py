@@ -97,6 +97,7 @@ class SnapshotPlayer(NoFrontEndState, w.VBox):
             pages = min(snap.num_pages for snap in getattr(frames, side))
             views[1].widget.buckets = max(1, min(64, pages))  # the same rows in every frame
             views[1].widget.keep_on_resize = True
+            views[1].prime(self.histories[side], getattr(frames, side))  # every scrub's columns, once
             for v in views[1:]:
                 v.widget.window_s = max(span * 1.02, 1e-3)
                 v.widget.layout = w.Layout(width="100%", min_width="0")
@@ -161,7 +162,7 @@ class SnapshotPlayer(NoFrontEndState, w.VBox):
             with self._carrier.frame_bus.batch():
                 for side in _SIDES:
                     hist = self.histories[side]
-                    snap = hist.snapshot(index)
+                    snap = getattr(self.frames, side)[index]  # as hist.snapshot(index), without decoding
                     ctx = ViewContext(snapshot=snap, time_s=float(hist.times[index]), past=PastFrame(hist, index))
                     *views, line = self.views[side]
                     for view in views:
