@@ -124,6 +124,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stack-depth", type=int, default=24,
+                    help="frames per captured stack (each allocation its own list, as torch records them)")
     ap.add_argument("--keep", type=Path, default=None, help="write the snapshot here and keep it")
     ap.add_argument("--device-gib", type=int, default=80, help="the big device's size for the page-map part")
     ap.add_argument("--only", choices=("load", "device"), default=None, help="run one part")
@@ -143,9 +145,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "bench.pickle"
         t0 = time.perf_counter()
-        write_synthetic_snapshot(path, args.seed, steps=10**9, max_entries=args.entries)
-        print(f"generated {path.stat().st_size / 2**20:.1f} MiB of pickle in {time.perf_counter() - t0:.1f} s "
-              f"(not part of the figures below)")
+        write_synthetic_snapshot(path, args.seed, steps=10**9, max_entries=args.entries, stack_depth=args.stack_depth)
+        print(f"generated {path.stat().st_size / 2**20:.1f} MiB of pickle in {time.perf_counter() - t0:.1f} s, "
+              f"{args.stack_depth} frames a stack (not part of the figures below)")
         r, w = (json.loads(subprocess.run([sys.executable, __file__, "--measure", str(path), *extra], check=True,
                                           capture_output=True, text=True).stdout.strip().splitlines()[-1])
                 for extra in ([], ["--whole"]))

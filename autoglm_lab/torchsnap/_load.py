@@ -223,24 +223,33 @@ def _extra(d: Mapping[str, Any], known: frozenset[str]) -> tuple[tuple[str, Any]
 
 class _Frames:
     """Converts frame lists into one table of distinct stacks. Each list object is converted once
-    (torch shares one list per captured traceback); lists with equal frames share a table row."""
+    (torch shares a list between an allocation and its free), each frame dict once (torch shares a
+    dict between every stack the frame is in), and stacks with equal frames share a table row."""
 
     def __init__(self) -> None:
         self._lists: dict[int, tuple[Any, int]] = {}   # id(list) -> (the list, kept alive; table index)
-        self._dicts: dict[int, tuple[Any, Frame]] = {}
-        self._rows: dict[tuple[Frame, ...], int] = {}
+        self._frame_of: dict[int, Frame] = {}          # id(frame dict) -> its Frame, one per distinct value
+        self._alive: list[Any] = []                    # those dicts, kept alive: their ids stay theirs
+        self._interned: dict[Frame, Frame] = {}
+        self._rows: dict[tuple[int, ...], int] = {}    # ids of a stack's (interned) Frames -> table index
+        self._rows_by_dicts: dict[tuple[int, ...], int] = {}  # ids of a stack's frame dicts -> table index
         self._refs: dict[int, FrameRef] = {}
         self.table: list[tuple[Frame, ...]] = []
 
     def frame(self, f: Any, where: str) -> Frame:
-        hit = self._dicts.get(id(f))
-        if hit is not None and hit[0] is f:
-            return hit[1]
+        hit = self._frame_of.get(id(f))
+        if hit is not None:
+            return hit
         if type(f) is not dict:
             raise _fail(where, f"a frame is a {_type_name(f)}, expected a dict with filename, line, name")
         fr = Frame(_str(f, "filename", where), _int(f, "line", where, low=-_I64), _str(f, "name", where),
                    _extra(f, _FRAME_KEYS))
-        self._dicts[id(f)] = (f, fr)
+        try:
+            fr = self._interned.setdefault(fr, fr)
+        except TypeError:  # an unhashable extra: a frame of its own
+            pass
+        self._frame_of[id(f)] = fr
+        self._alive.append(f)
         return fr
 
     def tuple_of(self, frames: Any, where: str) -> tuple[Frame, ...]:
@@ -260,13 +269,20 @@ class _Frames:
         if not frames:
             self._lists[id(frames)] = (frames, -1)
             return -1
-        value = tuple(self.frame(f, f"{where}[{k}]") for k, f in enumerate(frames))
-        try:
-            idx = self._rows.setdefault(value, len(self.table))
-        except TypeError:  # an unhashable extra on a frame: a row of its own
-            idx = len(self.table)
-        if idx == len(self.table):
-            self.table.append(value)
+        # C-level passes (stacks run to tens of frames): a stack of frame dicts seen before in that order
+        # is that row; the dicts are kept alive once seen, so their ids stand for them
+        by_dicts = tuple(map(id, frames))
+        idx = self._rows_by_dicts.get(by_dicts)
+        if idx is None:
+            frs = list(map(self._frame_of.get, by_dicts))
+            if not all(frs):  # a frame not seen before (None; `None in` would call Frame.__eq__ per frame)
+                frs = [self.frame(f, f"{where}[{k}]") for k, f in enumerate(frames)]
+            key = tuple(map(id, frs))  # equal Frames are one object, so their ids stand for their values
+            idx = self._rows.get(key)
+            if idx is None:
+                idx = self._rows[key] = len(self.table)
+                self.table.append(tuple(frs))
+            self._rows_by_dicts[by_dicts] = idx
         self._lists[id(frames)] = (frames, idx)
         return idx
 

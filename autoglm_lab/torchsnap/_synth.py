@@ -34,21 +34,24 @@ _CALLERS = ({"filename": "serve/main.py", "line": 12, "name": "main"},
              "name": "_call_impl"})
 
 
-def _stacks() -> dict[str, list[dict[str, Any]]]:
-    # one list object per call site, shared by every entry from there (as torch pickles them)
+def _stacks(depth: int) -> dict[str, list[dict[str, Any]]]:
+    # each frame one dict, shared by every stack it is in (as torch pickles them: one dict per distinct
+    # frame); ``depth`` frames a stack: the call site, module calls in between, the callers
+    middle = [{"filename": "/usr/lib/python3/site-packages/torch/nn/modules/module.py", "line": 1762 + k % 2,
+               "name": "_call_impl" if k % 2 else "forward"} for k in range(max(0, depth - 1 - len(_CALLERS)))]
     out = {}
     for fname, line, name in _SITES:
         top = {"filename": fname, "line": line, "name": name}
         if name == "attention":
             top = {**top, "fx_node_op": "call_function", "fx_node_name": "sdpa"}
-        out[name] = [top, *_CALLERS]
+        out[name] = [top, *middle, *_CALLERS][:depth]
     return out
 
 
 def synthetic_snapshot(seed: int = 0, *, steps: int = 300, capacity: int = 112 << 20, num_requests: int = 4,
                        ring_capacity: int | None = None, expandable_segments: bool = False,
                        legacy: str | None = None, second_device: bool = True, extras: bool = True,
-                       max_entries: int | None = None) -> dict[str, Any] | list[dict[str, Any]]:
+                       max_entries: int | None = None, stack_depth: int = 3) -> dict[str, Any] | list[dict[str, Any]]:
     """A snapshot dict as ``torch.cuda.memory._snapshot()`` returns it (pickle it to get a file).
 
     steps: iterations of the serving loop (about 30 trace entries each); max_entries stops earlier.
@@ -59,14 +62,18 @@ def synthetic_snapshot(seed: int = 0, *, steps: int = 300, capacity: int = 112 <
     second_device: add an empty trace for device 1 (traces are one list per device).
     extras: ``compile_context`` / ``user_metadata`` on some entries, fx fields on some frames,
         ``external_annotations``.
+    stack_depth: frames per captured stack. As in torch, each allocation captures its own stack: a
+        list of its own (a frame's dict shared by every stack it is in), which the free of that block
+        shares; real stacks run to tens of frames (more with C++ frames).
     """
     if legacy not in (None, "list", "history"):
         raise ValueError(f"legacy={legacy!r} is not allowed: None, 'list' or 'history'")
-    for name, value, low in (("steps", steps, 1), ("capacity", capacity, 1 << 20), ("num_requests", num_requests, 1)):
+    for name, value, low in (("steps", steps, 1), ("capacity", capacity, 1 << 20), ("num_requests", num_requests, 1),
+                             ("stack_depth", stack_depth, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name}={value!r} is not allowed: an int >= {low}")
     rng = random.Random(seed)
-    stacks = _stacks()
+    stacks = _stacks(stack_depth)
     trace: list[dict[str, Any]] = []
     clock = [1_700_000_000_000_000]
     context = ["prefill"]
@@ -90,7 +97,7 @@ def synthetic_snapshot(seed: int = 0, *, steps: int = 300, capacity: int = 112 <
         return max_entries is not None and len(trace) >= max_entries
 
     def malloc(size: int, site: str, stream: int = 0) -> int | None:
-        return model.malloc(size, stream, stacks[site])
+        return model.malloc(size, stream, list(stacks[site]))  # a stack captured for this allocation
 
     weights = [malloc(rng.randint(3 << 20, 7 << 20) + rng.randint(0, 511), "load") for _ in range(4)]
     kv: list[tuple[int, int] | None] = [None] * num_requests
