@@ -64,7 +64,7 @@ def test_trace_columns_are_read_only_and_frames_shared(raw: dict[str, Any]) -> N
     trace = snap.traces[0]
     with pytest.raises(ValueError):
         trace.size[0] = 1
-    # torch shares one frame list per call site; so does the record: a handful, not one per entry
+    # every allocation has its own frame list; the table has one row per distinct stack: a handful
     assert 0 < len(trace.frames) < 20 < len(trace)
     assert trace.nbytes == len(trace) * (1 + 8 * 4 + 4)
 
