@@ -175,9 +175,18 @@ def _load_streaming(fh: BinaryIO, max_bytes: int | None, label: str) -> TorchSna
     if not STREAMING:
         return None
     frames = _Frames()
+    sinks: list[_StreamedTrace] = []
+
+    def new_sink(device: int) -> _StreamedTrace:
+        sinks.append(_StreamedTrace(device, frames))
+        return sinks[-1]
+
     try:
-        obj = stream_unpickle(fh, lambda d: _StreamedTrace(d, frames), limit=max_bytes, label=repr(label))
-        return parse_snapshot(obj, source=label, frames=frames)
+        obj, refs = stream_unpickle(fh, new_sink, limit=max_bytes, label=repr(label))
+        snap = parse_snapshot(obj, source=label, frames=frames)
+        if refs != sum(s.refs for s in sinks):  # a converted frame list referenced outside an entry's frames
+            return None
+        return snap
     except Fallback:
         return None
 
@@ -594,6 +603,7 @@ class _StreamedTrace:
         self.pending: list[Any] = []
         self.parts: list[Trace] = []
         self.count = 0
+        self.refs = 0      # entries whose frames were a converted list's FrameRef
 
     def extend(self, items: list[Any]) -> dict[int, Any] | None:
         self.pending += items
@@ -601,6 +611,10 @@ class _StreamedTrace:
 
     def _convert(self) -> dict[int, Any]:
         entries, self.pending = self.pending, []
+        try:
+            self.refs += list(map(type, map(dict.get, entries, repeat("frames")))).count(FrameRef)
+        except TypeError:  # an entry that is not a dict: the whole read names it
+            raise Fallback("an entry that is not a dict") from None
         try:
             part = _trace(entries, self.device, f"device_traces[{self.device}]", self.frames, self.count)
         except ValueError as exc:  # the whole read reports it, in the order the validation finds problems

@@ -93,9 +93,12 @@ def _is_device_traces_key(stack: list[Any], marks: list[int]) -> bool:
     return not marks and len(stack) == 2       # SETITEM
 
 
-def stream_unpickle(fh: BinaryIO, new_sink: Any, *, limit: int | None, label: str) -> Any:
+def stream_unpickle(fh: BinaryIO, new_sink: Any, *, limit: int | None, label: str) -> tuple[Any, int]:
     """Unpickle ``fh``; ``new_sink(d)`` makes the sink that takes ``device_traces[d]``'s entries and
-    stands in that list's place in the result. Raises `Fallback` (see the module's docstring)."""
+    stands in that list's place in the result. Returns the result and how many memo references
+    fetched a `FrameRef`: each must be a trace entry's ``frames`` (the caller counts them there; a
+    converted frame list referenced from anywhere else means: read it whole). Raises `Fallback`
+    (see the module's docstring)."""
     reader = _Reader(fh, limit, label)
     try:
         return _run(reader, new_sink)
@@ -115,6 +118,8 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
     push = stack.append
     from_bytes = int.from_bytes
     consumed = CONSUMED
+    special = (_Consumed, FrameRef)    # what a converted object's memo slot holds
+    refs = 0
     outer: list[Any] | None = None     # device_traces, once seen
     outer_at = -1                      # its place on the stack while its lists are being built
     sinks: set[int] = set()            # ids of the sinks (kept alive by the result)
@@ -140,8 +145,10 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
         i += 1
         if op == 104:                                   # BINGET
             v = memo[buf[i]]
-            if v is consumed:
-                raise Fallback("a memo reference to a converted trace entry")
+            if type(v) in special:
+                if v is consumed:
+                    raise Fallback("a memo reference to a converted trace entry")
+                refs += 1
             push(v)
             i += 1
         elif op == 138:                                 # LONG1
@@ -210,8 +217,10 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
                 raise Fallback("APPENDS without a list")
         elif op == 106:                                 # LONG_BINGET
             v = memo[unpack_from("<I", buf, i)[0]]
-            if v is consumed:
-                raise Fallback("a memo reference to a converted trace entry")
+            if type(v) in special:
+                if v is consumed:
+                    raise Fallback("a memo reference to a converted trace entry")
+                refs += 1
             push(v)
             i += 4
         elif op == 93:                                  # EMPTY_LIST
@@ -299,6 +308,6 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
         elif op == 46:                                  # STOP
             if len(stack) != 1 or marks:
                 raise Fallback("STOP with a malformed stack")
-            return stack[0]
+            return stack[0], refs
         else:  # text protocols, sets, bytes, buffers, and every opcode that imports or calls
             raise Fallback(f"opcode {op:#04x}")

@@ -106,6 +106,30 @@ def test_a_reference_to_a_converted_entry_is_read_whole(monkeypatch: pytest.Monk
     _same(load_torch_snapshot(data), _whole(data, monkeypatch))
 
 
+def test_a_converted_frame_list_referenced_elsewhere_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frame list converted with its entries stands in the memo as its table row: referenced again
+    from an entry's frames that is right, from anywhere else the snapshot is read whole."""
+    raw = synthetic_snapshot(6)
+    assert isinstance(raw, dict)
+    trace = raw["device_traces"][0]
+    late = next(e for e in trace[100:] if e.get("frames"))
+    raw["external_annotations"] = [{"stack": late["frames"]}]   # after device_traces in the pickle
+    data = pickle.dumps(raw, protocol=4)
+    monkeypatch.setattr(_load._StreamedTrace, "CHUNK", 8)
+    whole = _whole(data, monkeypatch)
+    assert whole.external_annotations[0]["stack"] == late["frames"]
+    _same(load_torch_snapshot(data), whole)
+    # the entries' own references to converted lists (an allocation's, again at its free) are fine
+    del raw["external_annotations"]
+    data = pickle.dumps(raw, protocol=4)
+    whole = _whole(data, monkeypatch)
+    _streamed_only(monkeypatch)
+    _obj, refs = stream_unpickle(io.BytesIO(data), lambda d: _load._StreamedTrace(d, _load._Frames()), limit=None,
+                                 label="x")
+    assert refs > 0
+    _same(load_torch_snapshot(data), whole)
+
+
 @pytest.mark.parametrize("protocol", [0, 1])
 def test_text_protocols_are_read_whole(protocol: int, monkeypatch: pytest.MonkeyPatch) -> None:
     data = pickle.dumps(synthetic_snapshot(1), protocol=protocol)
@@ -178,8 +202,9 @@ def test_the_reader_unpickles_data_like_pickle_does(seed: int) -> None:
     for protocol in (2, 3, 4, 5):
         data = pickle.dumps(obj, protocol=protocol)
         got: list[tuple[int, Sink]] = []
-        out = stream_unpickle(io.BytesIO(data), lambda d, got=got: got.append((d, Sink())) or got[-1][1],
-                              limit=None, label="x")
+        out, refs = stream_unpickle(io.BytesIO(data), lambda d, got=got: got.append((d, Sink())) or got[-1][1],
+                                    limit=None, label="x")
+        assert refs == 0
         expect = pickle.loads(data)
         assert _plain(out) == expect
         traces = expect.get("device_traces") if isinstance(expect, dict) else None
