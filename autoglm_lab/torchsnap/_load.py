@@ -271,7 +271,7 @@ class _Frames:
         hit = self._lists.get(id(frames))
         if hit is not None and hit[0] is frames:
             return hit[1]
-        if type(frames) is FrameRef:
+        if type(frames) is FrameRef and frames is not CONSUMED:
             return frames.index
         if type(frames) is not list and type(frames) is not tuple:
             raise _fail(where, f"{_type_name(frames)} is not a list of frames")

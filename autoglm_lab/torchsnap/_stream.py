@@ -16,6 +16,7 @@ both paths accept exactly the same files with the same results and the same mess
 
 from __future__ import annotations
 
+import re
 from struct import unpack_from
 from typing import Any, BinaryIO, Protocol
 
@@ -23,21 +24,14 @@ __all__ = ["Fallback", "FrameRef", "TraceSink", "CONSUMED", "stream_unpickle"]
 
 _CHUNK = 1 << 20
 _SLACK = 16        # bytes of look-ahead the fixed-size opcodes need (the longest is 9)
+# MEMOIZE MARK BINGET... APPENDS after EMPTY_LIST: a list of objects seen before (a stack's frames);
+# the same with LONG_BINGET (memo index 256 and up)
+_GETS = re.compile(rb"\x94\((?:h.)+e", re.DOTALL)
+_LONG_GETS = re.compile(rb"\x94\((?:j....)+e", re.DOTALL)
 
 
 class Fallback(Exception):
     """This pickle is not for the streaming reader: read it whole."""
-
-
-class _Consumed:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<converted trace entry>"
-
-
-#: what a converted entry's memo slot holds: a later reference to it falls back to the whole read
-CONSUMED = _Consumed()
 
 
 class FrameRef:
@@ -47,6 +41,11 @@ class FrameRef:
 
     def __init__(self, index: int) -> None:
         self.index = index
+
+
+#: what a converted entry's memo slot holds (one class with `FrameRef`: one type check per memo
+#: reference finds both): a later reference to it falls back to the whole read
+CONSUMED = FrameRef(-2)
 
 
 class TraceSink(Protocol):
@@ -118,7 +117,6 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
     push = stack.append
     from_bytes = int.from_bytes
     consumed = CONSUMED
-    special = (_Consumed, FrameRef)    # what a converted object's memo slot holds
     refs = 0
     outer: list[Any] | None = None     # device_traces, once seen
     outer_at = -1                      # its place on the stack while its lists are being built
@@ -145,7 +143,7 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
         i += 1
         if op == 104:                                   # BINGET
             v = memo[buf[i]]
-            if type(v) in special:
+            if type(v) is FrameRef:
                 if v is consumed:
                     raise Fallback("a memo reference to a converted trace entry")
                 refs += 1
@@ -163,8 +161,15 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
         elif op == 148:                                 # MEMOIZE
             v = stack[-1]
             memo.append(consumed if id(v) in sinks else v)
-        elif op == 125:                                 # EMPTY_DICT
-            push({})
+        elif op == 125:                                 # EMPTY_DICT, with the MEMOIZE and MARK that follow
+            v = {}
+            push(v)
+            if buf[i] == 148:
+                memo.append(v)
+                i += 1
+                if buf[i] == 40:
+                    marks.append(len(stack))
+                    i += 1
         elif op == 117:                                 # SETITEMS
             m = marks.pop()
             d = stack[m - 1]
@@ -217,7 +222,7 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
                 raise Fallback("APPENDS without a list")
         elif op == 106:                                 # LONG_BINGET
             v = memo[unpack_from("<I", buf, i)[0]]
-            if type(v) in special:
+            if type(v) is FrameRef:
                 if v is consumed:
                     raise Fallback("a memo reference to a converted trace entry")
                 refs += 1
@@ -236,7 +241,22 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
                 sinks.add(id(sink))
                 push(sink)
             else:
-                push([])
+                v = []
+                push(v)
+                # a stack's frames: each frame's dict shared, so a run of BINGETs; read at C speed
+                run = _GETS.match(buf, i, lim)
+                if run is not None:
+                    memo.append(v)
+                    v += map(memo.__getitem__, buf[i + 3:run.end() - 1:2])
+                elif (run := _LONG_GETS.match(buf, i, lim)) is not None:
+                    memo.append(v)
+                    v += map(memo.__getitem__, unpack_from("<" + "xI" * ((run.end() - i - 3) // 5), buf, i + 2))
+                if run is not None:
+                    i = run.end()
+                    if FrameRef in map(type, v):        # a converted object, in a list: as BINGET does
+                        if consumed in v:
+                            raise Fallback("a memo reference to a converted trace entry")
+                        refs += list(map(type, v)).count(FrameRef)
         elif op == 113 or op == 114:                    # BINPUT, LONG_BINPUT
             if op == 113:
                 k = buf[i]

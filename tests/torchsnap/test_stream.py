@@ -94,16 +94,22 @@ def test_entries_are_released_as_they_are_converted(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_reference_to_a_converted_entry_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = synthetic_snapshot(6)
-    assert isinstance(raw, dict)
-    trace = raw["device_traces"][0]
-    trace[120] = trace[3]                            # one entry object twice
-    raw["external_annotations"] = [{"entries": trace}]  # the trace list itself, again
-    data = pickle.dumps(raw, protocol=4)
     monkeypatch.setattr(_load._StreamedTrace, "CHUNK", 16)
-    with pytest.raises(Fallback):
-        stream_unpickle(io.BytesIO(data), lambda d: _load._StreamedTrace(d, _load._Frames()), limit=None, label="x")
-    _same(load_torch_snapshot(data), _whole(data, monkeypatch))
+    for edit in ("entry twice", "trace again", "entries in a list"):
+        raw = synthetic_snapshot(6)
+        assert isinstance(raw, dict)
+        trace = raw["device_traces"][0]
+        if edit == "entry twice":
+            trace[1500] = trace[3]  # in a later APPENDS batch (of 1000) than the first
+        elif edit == "trace again":
+            raw["external_annotations"] = [{"entries": trace}]
+        else:
+            raw["external_annotations"] = [[trace[2], trace[3]]]
+        data = pickle.dumps(raw, protocol=4)
+        with pytest.raises(Fallback):
+            stream_unpickle(io.BytesIO(data), lambda d: _load._StreamedTrace(d, _load._Frames()), limit=None,
+                            label="x")
+        _same(load_torch_snapshot(data), _whole(data, monkeypatch))
 
 
 def test_a_converted_frame_list_referenced_elsewhere_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +119,8 @@ def test_a_converted_frame_list_referenced_elsewhere_is_read_whole(monkeypatch: 
     assert isinstance(raw, dict)
     trace = raw["device_traces"][0]
     late = next(e for e in trace[100:] if e.get("frames"))
-    raw["external_annotations"] = [{"stack": late["frames"]}]   # after device_traces in the pickle
+    # after device_traces in the pickle: as a dict's value, and as items of a list of memo references
+    raw["external_annotations"] = [{"stack": late["frames"]}, [late["frames"], trace[0]["frames"]]]
     data = pickle.dumps(raw, protocol=4)
     monkeypatch.setattr(_load._StreamedTrace, "CHUNK", 8)
     whole = _whole(data, monkeypatch)
@@ -184,6 +191,20 @@ def _random_value(rng: random.Random, depth: int) -> Any:
         return tuple(_random_value(rng, depth + 1) for _ in range(rng.randrange(6)))
     return {rng.choice(["a", "device_traces", "b", 3, (1, 2), None]) if rng.random() < 0.3 else str(k):
             _random_value(rng, depth + 1) for k in range(rng.randrange(7))}
+
+
+def test_lists_of_memo_references_long_short_and_mixed() -> None:
+    """A list of objects seen before is read in one go (BINGET runs, LONG_BINGET runs); mixed runs,
+    and one that meets the buffer's end, by the loop: the same objects either way."""
+    shared = [{"i": k} for k in range(300)]
+    obj = {"a": shared, "short": [shared[1], shared[2], shared[1]], "long": [shared[290], shared[299], shared[290]],
+           "mixed": [shared[1], shared[299], shared[2]], "one": [shared[3]], "empty": [],
+           "big": [shared[k % 300] for k in range(200_000)]}  # past the first read of the file
+    data = pickle.dumps(obj, protocol=4)
+    out, refs = stream_unpickle(io.BytesIO(data), lambda d: [], limit=None, label="x")
+    assert out == pickle.loads(data) and refs == 0
+    for key in ("short", "long", "mixed", "one", "big"):
+        assert all(x is out["a"][y["i"]] for x, y in zip(out[key], obj[key], strict=True)), key
 
 
 @pytest.mark.parametrize("seed", range(40))
