@@ -153,14 +153,31 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
             k = buf[i]
             push(from_bytes(buf[i + 1:i + 1 + k], "little", signed=True))
             i += 1 + k
-        elif op == 40:                                  # MARK
-            marks.append(len(stack))
         elif op == 75:                                  # BININT1
             push(buf[i])
             i += 1
-        elif op == 148:                                 # MEMOIZE
-            v = stack[-1]
-            memo.append(consumed if id(v) in sinks else v)
+        elif op == 106:                                 # LONG_BINGET
+            v = memo[unpack_from("<I", buf, i)[0]]
+            if type(v) is FrameRef:
+                if v is consumed:
+                    raise Fallback("a memo reference to a converted trace entry")
+                refs += 1
+            push(v)
+            i += 4
+        elif op == 117:                                 # SETITEMS
+            m = marks.pop()
+            d = stack[m - 1]
+            if m < 1 or type(d) is not dict or (len(stack) - m) % 2:
+                raise Fallback("SETITEMS without a dict")
+            pairs = iter(stack[m:])
+            del stack[m:]
+            d.update(zip(pairs, pairs, strict=False))   # key, value, ... (the count is even: checked above)
+        elif op == 74:                                  # BININT
+            push(unpack_from("<i", buf, i)[0])
+            i += 4
+        elif op == 77:                                  # BININT2
+            push(buf[i] | buf[i + 1] << 8)
+            i += 2
         elif op == 125:                                 # EMPTY_DICT, with the MEMOIZE and MARK that follow
             v = {}
             push(v)
@@ -170,20 +187,11 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
                 if buf[i] == 40:
                     marks.append(len(stack))
                     i += 1
-        elif op == 117:                                 # SETITEMS
-            m = marks.pop()
-            d = stack[m - 1]
-            if m < 1 or type(d) is not dict or (len(stack) - m) % 2:
-                raise Fallback("SETITEMS without a dict")
-            items = stack[m:]
-            del stack[m:]
-            d.update(zip(items[::2], items[1::2], strict=True))
-        elif op == 74:                                  # BININT
-            push(unpack_from("<i", buf, i)[0])
-            i += 4
-        elif op == 77:                                  # BININT2
-            push(buf[i] | buf[i + 1] << 8)
-            i += 2
+        elif op == 40:                                  # MARK
+            marks.append(len(stack))
+        elif op == 148:                                 # MEMOIZE
+            v = stack[-1]
+            memo.append(consumed if id(v) in sinks else v)
         elif op == 140 or op == 88 or op == 141:        # SHORT_BINUNICODE, BINUNICODE, BINUNICODE8
             if op == 140:
                 k, w = buf[i], 1
@@ -220,14 +228,6 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
                     release(rep)
             else:
                 raise Fallback("APPENDS without a list")
-        elif op == 106:                                 # LONG_BINGET
-            v = memo[unpack_from("<I", buf, i)[0]]
-            if type(v) is FrameRef:
-                if v is consumed:
-                    raise Fallback("a memo reference to a converted trace entry")
-                refs += 1
-            push(v)
-            i += 4
         elif op == 93:                                  # EMPTY_LIST
             if outer is None and _is_device_traces_key(stack, marks):
                 outer = []
