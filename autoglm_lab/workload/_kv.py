@@ -6,19 +6,22 @@ contiguous  seq 7: [ t0 t1 ... t95 | spare ]           one block; growing past i
 paged       seq 7: table -> [t0..t63] [t64..t127] ...   fixed blocks of block_tokens, never copied
 ```
 
-Every block holds ``(tokens, 2, num_layers, num_kv_heads, head_dim)``: token-major, so growing a
-contiguous cache copies one prefix and a paged block is a plain slice of tokens.
-Tensors are re-read from ``block.tensor`` on every access because compaction may move blocks.
+A contiguous block holds ``(tokens, 2, num_layers, num_kv_heads, head_dim)``: token-major, so growing
+it copies one prefix. A paged block holds one slice of tokens as ``(num_layers, tokens, 2,
+num_kv_heads, head_dim)``: a layer's keys and values of the block are one contiguous run (`KVLayout.view`
+shows both as (tokens, 2, L, H, D)). Tensors are re-read from ``block.tensor`` on every access
+because compaction may move blocks.
 
 Reading paged KV (`KVHandle.read`) never concatenates blocks: the block table becomes one index of
-(num_kv_heads x head_dim) rows into the segment's storage, built once per step, and each layer's
-keys and values are gathered with one ``index_select`` each into a reused scratch buffer (the way
-paged-attention kernels read blocks in place). Blocks on several segments fall back to one copy per
-block into the same buffer.
+runs into the segment's storage, kept on the sequence until a block is added or moves, and each
+layer's keys and values are gathered with one ``index_select`` of whole runs into a reused scratch
+buffer (the way paged-attention kernels read blocks in place; whole runs stream where per-token
+rows would not). Blocks on several segments fall back to one copy per block into the same buffer.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Collection
 from typing import TYPE_CHECKING
@@ -39,7 +42,7 @@ class SeqKV:
     """One sequence's KV blocks. ``capacity`` tokens are reserved, ``owner`` is the session key, ``tag``
     the pool tag its blocks carry (the request and session: the page map colours and names them)."""
 
-    __slots__ = ("blocks", "capacity", "gather", "layout", "owner", "tag")
+    __slots__ = ("blocks", "capacity", "gather", "layout", "owner", "tag", "views")
 
     def __init__(self, layout: KVLayout, owner: int, tag: str | None = None) -> None:
         self.layout = layout
@@ -47,8 +50,10 @@ class SeqKV:
         self.capacity = 0
         self.owner = owner
         self.tag = tag if tag is not None else layout.tag
-        # paged: (block places, storage rows, index (2 x layers, capacity)); rebuilt when a block moves or is added
-        self.gather: tuple[tuple[int, ...], torch.Tensor, torch.Tensor] | None = None
+        # paged: (block places, storage rows, each layer's index); rebuilt when a block moves or is added
+        self.gather: tuple[list[int], torch.Tensor, tuple[torch.Tensor, ...]] | None = None
+        # paged: (blocks read, scratch buffer, `PagedKV.views`), kept while those and the gather index stay
+        self.views: tuple[int, torch.Tensor, tuple] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -93,8 +98,11 @@ class KVLayout:
         page = self.pool.page_size
         return -(-self.block_tokens * self.bytes_per_token // page) * page
 
+    def _shape(self, tokens: int) -> tuple[int, ...]:
+        return (tokens, *self.row)
+
     def _alloc(self, tokens: int, seq: SeqKV) -> Block:
-        blk = self.pool.alloc((tokens, *self.row), self.dtype, tag=seq.tag)
+        blk = self.pool.alloc(self._shape(tokens), self.dtype, tag=seq.tag)
         self.owners[blk.id] = (blk, seq.owner)
         self.live_pages += blk.num_pages
         return blk
@@ -131,7 +139,7 @@ class KVLayout:
                 self._free(blk)
         seq.blocks = []
         seq.capacity = 0
-        seq.gather = None
+        seq.gather = seq.views = None
         return time.perf_counter() - t0
 
     def view(self, seq: SeqKV, start: int, end: int) -> torch.Tensor:
@@ -177,57 +185,81 @@ class PagedKV(KVLayout):
 
     def __init__(self, pool: PagedPool, model: ModelConfig, block_tokens: int, tag: str) -> None:
         super().__init__(pool, model, block_tokens, tag)
-        self.chunk = model.num_kv_heads * model.head_dim  # elements of one layer's K (or V) of one token
-        self._scratch: torch.Tensor | None = None          # (2, tokens, chunk): gathered K and V
-        self._storages: dict[tuple[int, int], torch.Tensor] = {}  # (data_ptr, nbytes) -> (rows, chunk) view
-        self._steps: torch.Tensor | None = None              # chunk offset of each token within a block
-        self._layer_offsets: torch.Tensor | None = None      # K of layer l at +l, V at +L+l
+        self.run = block_tokens * 2 * model.num_kv_heads * model.head_dim  # elements of one layer of a block
+        self._scratch: torch.Tensor | None = None          # (blocks, run): gathered runs
+        self._storages: dict[tuple[int, int, int], torch.Tensor] = {}  # (data_ptr, nbytes, row) -> (n, row) view
+        self._steps: dict[int, torch.Tensor] = {}  # rows a run -> (L, 1, rows): rows of each layer's run in a block
 
-    def scratch(self, tokens: int) -> torch.Tensor:
-        """A reused (2, >= tokens, chunk) buffer for gathered keys and values (overwritten by every read)."""
+    def _shape(self, tokens: int) -> tuple[int, ...]:
+        m = self.model
+        return (m.num_layers, tokens, 2, m.num_kv_heads, m.head_dim)
+
+    def scratch(self, blocks: int) -> torch.Tensor:
+        """A reused (>= blocks, run) buffer for gathered runs of keys and values (overwritten by every read)."""
         buf = self._scratch
-        if buf is None or buf.shape[1] < tokens:
-            size = max(tokens, 256 if buf is None else 2 * buf.shape[1])
-            buf = self._scratch = torch.empty((2, size, self.chunk), dtype=self.dtype, device=self.pool.device)
+        if buf is None or buf.shape[0] < blocks:
+            size = max(blocks, 4 if buf is None else 2 * buf.shape[0])
+            buf = self._scratch = torch.empty((size, self.run), dtype=self.dtype, device=self.pool.device)
         return buf
 
-    def gather_index(self, seq: SeqKV) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """``(rows, index)``: ``rows`` views the segment's storage as (n, chunk); ``index[l, t]`` is the row
-        of layer l's key of token t (all ``capacity`` tokens), ``index[L + l, t]`` its value. Kept on the
-        sequence until a block is added or moves. None when the blocks lie on several segments or off
-        the chunk grid (then `KVHandle.read` copies per block)."""
+    def gather_index(self, seq: SeqKV) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]] | None:
+        """``(rows, index)``: ``rows`` views the segment's storage as (n, row), ``row`` dividing ``run`` (a
+        whole run when the blocks sit on the run grid, as with one block a page); ``index[l]`` lists
+        the rows of layer l's run of each block in turn (keys and values of its tokens). Kept on the
+        sequence until a block is added or moves. None when the blocks lie on several segments (then
+        `KVHandle.read` copies per block)."""
         blocks = seq.blocks
-        places = tuple(b.first_page for b in blocks)  # changes when compaction moves a block
+        places = [b.first_page for b in blocks]  # changes when compaction moves a block
         cached = seq.gather
         if cached is not None and cached[0] == places:
             return cached[1], cached[2]
-        seq.gather = None
+        seq.gather = seq.views = None
         first = blocks[0].tensor
         storage = first.untyped_storage()
-        key = (storage.data_ptr(), storage.nbytes())
-        if self.pool.num_segments > 1 and any(b.tensor.untyped_storage().data_ptr() != key[0] for b in blocks):
+        if self.pool.num_segments > 1 and any(b.tensor.untyped_storage().data_ptr() != storage.data_ptr()
+                                              for b in blocks):
             return None
         offsets = [b.tensor.storage_offset() for b in blocks]
-        chunk = self.chunk
-        if any(o % chunk for o in offsets):
-            return None
+        row = math.gcd(self.run, *offsets)  # the longest rows every block's runs start on
+        key = (storage.data_ptr(), storage.nbytes(), row)
         rows = self._storages.get(key)
         if rows is None:
             flat = first.new_empty(0).set_(storage, 0, (storage.nbytes() // first.element_size(),), (1,))
-            rows = flat[:flat.numel() // chunk * chunk].view(-1, chunk)
+            rows = flat[:flat.numel() // row * row].view(-1, row)
             if len(self._storages) > 64:
                 self._storages.clear()
             self._storages[key] = rows
-        steps, layers = self._steps, self._layer_offsets
-        if steps is None or layers is None:
-            per_token = 2 * self.model.num_layers  # a token's row holds 2 x L chunks
-            steps = self._steps = torch.arange(self.block_tokens, device=rows.device) * per_token
-            layers = self._layer_offsets = torch.arange(per_token, device=rows.device)
-        base = torch.tensor(offsets, dtype=torch.int64).to(rows.device, non_blocking=True) // chunk
-        index = (base[:, None] + steps[None, :]).flatten()
-        index = index[None, :] + layers[:, None]
+        per = self.run // row
+        steps = self._steps.get(per)
+        if steps is None:
+            layers = torch.arange(self.model.num_layers, device=rows.device)
+            steps = self._steps[per] = (layers[:, None] * per + torch.arange(per, device=rows.device))[:, None, :]
+        base = torch.tensor(offsets, dtype=torch.int64).to(rows.device, non_blocking=True) // row
+        index = (base[None, :, None] + steps).flatten(1).unbind(0)
         seq.gather = (places, rows, index)
         return rows, index
+
+    def views(self, seq: SeqKV, blocks: int) -> tuple:
+        """What reading the first ``blocks`` blocks of ``seq`` needs: (the scratch's runs for them, those
+        as gathered rows, keys and values of all their tokens (strided views of the runs, as
+        contiguous's), the storage rows, each layer's index); the last two are None when the blocks lie
+        on several segments. Kept on the sequence while the gather index, the scratch buffer and
+        ``blocks`` stay: decoding rebuilds it once a block."""
+        found = self.gather_index(seq)
+        buf = self.scratch(blocks)
+        cached = seq.views
+        if cached is not None and cached[0] == blocks and cached[1] is buf:
+            return cached[2]
+        m = self.model
+        gathered = buf[:blocks]
+        keys, values = gathered.view(-1, 2, m.num_kv_heads, m.head_dim).unbind(1)
+        if found is None:
+            return gathered, gathered, keys, values, None, None
+        rows, index = found
+        out = gathered.view(-1, rows.shape[1])
+        views = gathered, out, keys, values, rows, [i[:out.shape[0]] for i in index]
+        seq.views = (blocks, buf, views)
+        return views
 
     def bytes_for(self, tokens: int) -> int:
         return -(-tokens // self.block_tokens) * self.block_bytes
@@ -253,8 +285,8 @@ class PagedKV(KVLayout):
         bt = self.block_tokens
         first, last = start // bt, (end - 1) // bt
         if first == last:
-            return seq.blocks[first].tensor[start - first * bt:end - first * bt]
-        parts = [b.tensor for b in seq.blocks[first:last + 1]]
+            return seq.blocks[first].tensor.permute(1, 2, 0, 3, 4)[start - first * bt:end - first * bt]
+        parts = [b.tensor.permute(1, 2, 0, 3, 4) for b in seq.blocks[first:last + 1]]
         return torch.cat(parts)[start - first * bt:end - first * bt]
 
 
@@ -266,19 +298,26 @@ class KVHandle:
 
     def __init__(self, seq: SeqKV) -> None:
         self.seq = seq
-        # paged, per step: (end, keys out, values out, keys shaped, values shaped, rows, index[:, :end] or None)
+        # paged, per step: (end, `PagedKV.views` with keys and values cut to end)
         self._plan: tuple | None = None
 
     def write(self, layer: int, start: int, keys: torch.Tensor, values: torch.Tensor) -> None:
         seq, n = self.seq, keys.shape[0]
         layout = seq.layout
-        bt = layout.block_tokens if isinstance(layout, PagedKV) else n + start
+        if not isinstance(layout, PagedKV):
+            dst = layout.view(seq, start, start + n)
+            dst[:, 0, layer] = keys
+            dst[:, 1, layer] = values
+            return
+        bt = layout.block_tokens
         pos = start
-        while pos < start + n:  # a chunk may straddle paged blocks
-            end = min(start + n, (pos // bt + 1) * bt)
-            dst = layout.view(seq, pos, end)
-            dst[:, 0, layer] = keys[pos - start:end - start]
-            dst[:, 1, layer] = values[pos - start:end - start]
+        while pos < start + n:  # a chunk may straddle blocks
+            i = pos // bt
+            end = min(start + n, (i + 1) * bt)
+            dst = seq.blocks[i].tensor[layer, pos - i * bt:end - i * bt]  # (tokens, 2, H, D)
+            whole = end - pos == n  # a decode step: no slicing
+            dst[:, 0] = keys if whole else keys[pos - start:end - start]
+            dst[:, 1] = values if whole else values[pos - start:end - start]
             pos = end
 
     def read(self, layer: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -291,25 +330,15 @@ class KVHandle:
             return kv[:, 0, layer], kv[:, 1, layer]
         plan = self._plan
         if plan is None or plan[0] != end:  # once per step: the views and the index, for every layer
-            shape = (end, layout.model.num_kv_heads, layout.model.head_dim)
-            buf = layout.scratch(end)
-            keys, values = buf[0, :end], buf[1, :end]
-            found = layout.gather_index(seq)
-            rows, index = found if found is not None else (None, None)
-            plan = self._plan = (end, keys, values, keys.view(shape), values.view(shape), rows,
-                                 None if index is None else index[:, :end])
-        _, keys, values, keys_out, values_out, rows, index = plan
+            gathered, out, keys, values, rows, index = layout.views(seq, -(-end // layout.block_tokens))
+            plan = self._plan = (end, gathered, out, keys[:end], values[:end], rows, index)
+        _, gathered, out, keys, values, rows, index = plan
         if index is not None:
-            torch.index_select(rows, 0, index[layer], out=keys)
-            torch.index_select(rows, 0, index[layout.model.num_layers + layer], out=values)
-            return keys_out, values_out
-        bt = layout.block_tokens
-        for i, blk in enumerate(seq.blocks[:-(-end // bt)]):  # several segments: one copy per block
-            n = min(bt, end - i * bt)
-            src = blk.tensor[:n]
-            keys[i * bt:i * bt + n].copy_(src[:, 0, layer].reshape(n, -1))
-            values[i * bt:i * bt + n].copy_(src[:, 1, layer].reshape(n, -1))
-        return keys_out, values_out
+            torch.index_select(rows, 0, index[layer], out=out)  # whole blocks: the last one's spare too
+            return keys, values
+        for i, blk in enumerate(seq.blocks[:gathered.shape[0]]):  # several segments: one copy per block
+            gathered[i].copy_(blk.tensor[layer].reshape(-1))
+        return keys, values
 
 
 def make_layout(name: str, pool: PagedPool, model: ModelConfig, block_tokens: int | None, tag: str) -> KVLayout:

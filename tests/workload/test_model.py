@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 import autoglm_lab as al
@@ -69,7 +71,8 @@ def test_per_token_latency_rises_with_context() -> None:
 
 
 def _logits(layout_name: str, pool: al.PagedPool, block_tokens: int, model: TinyGLM, prompt: torch.Tensor,
-            decode: int) -> list[torch.Tensor]:
+            decode: int, between: Callable[[], None] = lambda: None) -> list[torch.Tensor]:
+    """Logits of each step; ``between()`` runs after each one."""
     layout = make_layout(layout_name, pool, model.config, block_tokens, "kv")
     seq = layout.new(owner=0)
     out = []
@@ -78,11 +81,13 @@ def _logits(layout_name: str, pool: al.PagedPool, block_tokens: int, model: Tiny
         layout.reserve(seq, pos + chunk, pos)
         out.append(model.step([prompt[pos:pos + chunk]], [pos], [KVHandle(seq)], return_logits=True))
         pos += chunk
+        between()
     for _ in range(decode):
         layout.reserve(seq, pos + 1, pos)  # contiguous: re-allocates and copies
         tok = out[-1].argmax(-1)
         out.append(model.step([tok], [pos], [KVHandle(seq)], return_logits=True))
         pos += 1
+        between()
     return out
 
 
@@ -107,3 +112,28 @@ def test_paged_attention_reads_blocks_in_place_and_matches_contiguous_logits(mak
     spread = torch.cat(_logits("paged", grown, 16, model, prompt, 40))
     assert grown.num_segments > 1
     torch.testing.assert_close(spread, contiguous, atol=1e-5, rtol=1e-5)
+
+
+def test_paged_reads_follow_blocks_that_compaction_moves_between_steps(make_pool) -> None:
+    """The gather index kept on a paged sequence is rebuilt when its blocks move: after every step the
+    filler blocks allocated between the sequence's blocks are freed and the pool compacted, and the
+    logits stay those of contiguous KV (tolerance as above: 1e-5 absolute + 1e-5 relative)."""
+    model = TinyGLM(ModelConfig(seed=5))
+    prompt = torch.randint(0, model.config.vocab_size, (300,), generator=torch.Generator().manual_seed(1))
+    contiguous = torch.cat(_logits("contiguous", make_pool("4MiB"), 16, model, prompt, 40))
+    pool = make_pool("4MiB", page_size="4KiB")
+    fillers: list[al.Block] = []
+    moved = []
+
+    def shuffle() -> None:
+        before = {b.id: b.first_page for b in pool.blocks() if b.tag == "kv"}
+        for blk in fillers:
+            pool.free(blk)
+        fillers.clear()
+        pool.compact()
+        moved.append(sum(b.first_page != before[b.id] for b in pool.blocks() if b.id in before))
+        fillers.append(pool.alloc((1024,), torch.float32, tag="filler"))  # a hole before the next KV block
+
+    paged = torch.cat(_logits("paged", pool, 16, model, prompt, 40, between=shuffle))
+    assert sum(moved) > 10  # blocks the sequence had read from really moved
+    torch.testing.assert_close(paged, contiguous, atol=1e-5, rtol=1e-5)
