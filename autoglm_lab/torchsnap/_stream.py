@@ -141,14 +141,18 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
                 raise Fallback("the pickle ends before its STOP opcode")
         op = buf[i]
         i += 1
-        if op == 104:                                   # BINGET
-            v = memo[buf[i]]
+        if op == 104 or op == 106:                      # BINGET, LONG_BINGET
+            if op == 104:
+                v = memo[buf[i]]
+                i += 1
+            else:
+                v = memo[unpack_from("<I", buf, i)[0]]
+                i += 4
             if type(v) is FrameRef:
                 if v is consumed:
                     raise Fallback("a memo reference to a converted trace entry")
                 refs += 1
             push(v)
-            i += 1
         elif op == 138:                                 # LONG1
             k = buf[i]
             push(from_bytes(buf[i + 1:i + 1 + k], "little", signed=True))
@@ -156,14 +160,6 @@ def _run(reader: _Reader, new_sink: Any) -> Any:
         elif op == 75:                                  # BININT1
             push(buf[i])
             i += 1
-        elif op == 106:                                 # LONG_BINGET
-            v = memo[unpack_from("<I", buf, i)[0]]
-            if type(v) is FrameRef:
-                if v is consumed:
-                    raise Fallback("a memo reference to a converted trace entry")
-                refs += 1
-            push(v)
-            i += 4
         elif op == 117:                                 # SETITEMS
             m = marks.pop()
             d = stack[m - 1]
