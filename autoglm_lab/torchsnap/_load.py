@@ -25,7 +25,7 @@ import stat
 from collections.abc import Callable, Mapping
 from itertools import repeat
 from types import MappingProxyType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 
@@ -283,9 +283,10 @@ class _Frames:
         by_dicts = tuple(map(id, frames))
         idx = self._rows_by_dicts.get(by_dicts)
         if idx is None:
-            frs = list(map(self._frame_of.get, by_dicts))
-            if not all(frs):  # a frame not seen before (None; `None in` would call Frame.__eq__ per frame)
-                frs = [self.frame(f, f"{where}[{k}]") for k, f in enumerate(frames)]
+            seen = list(map(self._frame_of.get, by_dicts))
+            # a frame not seen before is None (`None in` would call Frame.__eq__ per frame)
+            frs = cast("list[Frame]", seen) if all(seen) else [self.frame(f, f"{where}[{k}]")
+                                                                for k, f in enumerate(frames)]
             key = tuple(map(id, frs))  # equal Frames are one object, so their ids stand for their values
             idx = self._rows.get(key)
             if idx is None:
@@ -655,7 +656,8 @@ def _concat(parts: list[Trace], device: int) -> Trace:
             at += len(p)
         column.flags.writeable = False
         extras[key] = (tuple(values), column)
-    return Trace(device, *cols, frames=(), extras=MappingProxyType(extras))
+    action, addr, size, stream, time_us, frame_id = cols
+    return Trace(device, action, addr, size, stream, time_us, frame_id, frames=(), extras=MappingProxyType(extras))
 
 
 def parse_snapshot(obj: Any, *, source: str = "<dict>", frames: _Frames | None = None) -> TorchSnapshot:

@@ -17,10 +17,11 @@ both paths accept exactly the same files with the same results and the same mess
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from struct import unpack_from
 from typing import Any, BinaryIO, Protocol
 
-__all__ = ["Fallback", "FrameRef", "TraceSink", "CONSUMED", "stream_unpickle"]
+__all__ = ["Fallback", "FrameRef", "TooLarge", "TraceSink", "CONSUMED", "stream_unpickle"]
 
 _CHUNK = 1 << 20
 _SLACK = 16        # bytes of look-ahead the fixed-size opcodes need (the longest is 9)
@@ -32,6 +33,10 @@ _LONG_GETS = re.compile(rb"\x94\((?:j....)+e", re.DOTALL)
 
 class Fallback(Exception):
     """This pickle is not for the streaming reader: read it whole."""
+
+
+class TooLarge(ValueError):
+    """The file is larger than the cap the caller set (the one error this reader reports itself)."""
 
 
 class FrameRef:
@@ -76,7 +81,7 @@ class _Reader:
                 break
             self.read_total += len(data)
             if self.limit is not None and self.read_total > self.limit:
-                raise ValueError(f"{self.label} is larger than max_bytes={self.limit}; pass a larger max_bytes "
+                raise TooLarge(f"{self.label} is larger than max_bytes={self.limit}; pass a larger max_bytes "
                                  f"(or max_bytes=None) to load it")
             parts.append(data)
             have += len(data)
@@ -92,7 +97,8 @@ def _is_device_traces_key(stack: list[Any], marks: list[int]) -> bool:
     return not marks and len(stack) == 2       # SETITEM
 
 
-def stream_unpickle(fh: BinaryIO, new_sink: Any, *, limit: int | None, label: str) -> tuple[Any, int]:
+def stream_unpickle(fh: BinaryIO, new_sink: Callable[[int], TraceSink], *, limit: int | None,
+                    label: str) -> tuple[Any, int]:
     """Unpickle ``fh``; ``new_sink(d)`` makes the sink that takes ``device_traces[d]``'s entries and
     stands in that list's place in the result. Returns the result and how many memo references
     fetched a `FrameRef`: each must be a trace entry's ``frames`` (the caller counts them there; a
@@ -101,13 +107,13 @@ def stream_unpickle(fh: BinaryIO, new_sink: Any, *, limit: int | None, label: st
     reader = _Reader(fh, limit, label)
     try:
         return _run(reader, new_sink)
-    except (Fallback, ValueError):
+    except (Fallback, TooLarge):
         raise
-    except Exception as exc:  # a malformed stream: the whole read names it
+    except Exception as exc:  # a malformed stream (a bad string included): the whole read names it
         raise Fallback(f"{type(exc).__name__}: {exc}") from None
 
 
-def _run(reader: _Reader, new_sink: Any) -> Any:
+def _run(reader: _Reader, new_sink: Callable[[int], TraceSink]) -> tuple[Any, int]:
     buf = reader.more(b"", 0, _SLACK)
     i = 0
     lim = len(buf) - _SLACK if not reader.eof else len(buf)

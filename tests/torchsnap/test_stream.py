@@ -246,6 +246,14 @@ def _plain(x: Any) -> Any:
     return x
 
 
+def test_a_string_that_is_not_utf8_is_named_by_the_whole_read() -> None:
+    data = b"\x80\x04\x8c\x02\xff\xfe\x94."
+    with pytest.raises(Fallback, match="UnicodeDecodeError"):
+        stream_unpickle(io.BytesIO(data), lambda d: [], limit=None, label="x")
+    with pytest.raises(ValueError, match="not a readable pickle"):
+        load_torch_snapshot(data)
+
+
 @pytest.mark.parametrize("cut", [1, 2, 10, 100, -1])
 def test_a_truncated_stream_falls_back(cut: int) -> None:
     data = pickle.dumps(copy.deepcopy(synthetic_snapshot(1)), protocol=4)
