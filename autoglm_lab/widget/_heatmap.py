@@ -174,7 +174,8 @@ class HeatmapView(DashboardView):
         # scrubbing: the columns of a history's frames already computed, by frame (counting the dropped
         # ones, so the key stays when the history drops its oldest), for this history, buckets, metric
         self._cached: dict[int, HeatColumn] = {}
-        self._cached_for: tuple[Any, ...] = ()
+        self._cached_hist: Any = None
+        self._cached_setting: tuple[int, str] | None = None
 
     def update(self, ctx: ViewContext) -> None:
         if not ctx.fresh:
@@ -201,10 +202,9 @@ class HeatmapView(DashboardView):
             self._column(hist, i, snap)
 
     def _column(self, hist: Any, i: int, snap: PoolSnapshot | None = None) -> HeatColumn:
-        ident = (hist, self.widget.buckets, self.widget.metric)
-        if len(ident) != len(self._cached_for) or any(a is not b and a != b for a, b in zip(ident, self._cached_for,
-                                                                                           strict=True)):
-            self._cached, self._cached_for = {}, ident
+        setting = (self.widget.buckets, self.widget.metric)
+        if hist is not self._cached_hist or setting != self._cached_setting:
+            self._cached, self._cached_hist, self._cached_setting = {}, hist, setting
         key = i + hist.dropped
         c = self._cached.get(key)
         if c is None:
